@@ -1,0 +1,2 @@
+"""The ``carbonedge`` command. Each sub-module registers its sub-commands; they only parse
+arguments and call typed library functions."""
