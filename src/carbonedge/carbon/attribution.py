@@ -1,0 +1,208 @@
+"""Attribution of host energy to the simulated edge nodes that share the host.
+
+The paper (Section IV.A.1) apportions host energy by Docker CPU-quota shares: method ``quota``.
+The default, ``cputime``, follows Kepler: the host's *active* CPU energy (measured CPU energy
+minus an idle baseline over the window) is split by each node's share of the CPU seconds its
+processes used (psutil); the idle baseline is reported apart, not hidden in a node. GPU and RAM
+energy have no per-process signal here (RAM power is a constant in every CodeCarbon mode), so
+they follow the same CPU-time shares.
+
+Reconciliation: ``sum(nodes) + idle + other == host`` for every component, exactly up to
+floating point; :meth:`Attribution.residual_kwh` reports the difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from carbonedge.carbon.energy import EnergyReading
+from carbonedge.carbon.equations import energy_kwh
+from carbonedge.carbon.errors import AttributionError
+
+AttributionMethod = Literal["cputime", "quota"]
+ATTRIBUTION_METHODS: tuple[str, ...] = ("cputime", "quota")
+
+
+@dataclass(frozen=True)
+class ComponentEnergy:
+    """Energy per component in kWh."""
+
+    cpu_energy_kwh: float = 0.0
+    gpu_energy_kwh: float = 0.0
+    ram_energy_kwh: float = 0.0
+
+    @property
+    def energy_kwh(self) -> float:
+        """CPU + GPU + RAM energy in kWh."""
+        return self.cpu_energy_kwh + self.gpu_energy_kwh + self.ram_energy_kwh
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Host energy split among nodes, in kWh per component.
+
+    ``idle`` is the CPU idle baseline over the window (``cputime`` only); ``other`` is active
+    energy of host processes outside the nodes (only when ``host_cpu_s`` was given). Per-task
+    energy uses ``kwh_per_cpu_s``: a node's energy per CPU-second its processes used.
+    """
+
+    method: str
+    by_node: Mapping[str, ComponentEnergy]
+    idle: ComponentEnergy
+    other: ComponentEnergy
+    host: EnergyReading
+    shares: Mapping[str, float]
+    kwh_per_cpu_s: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    @property
+    def attributed_kwh(self) -> float:
+        """Energy given to nodes, kWh."""
+        return sum(e.energy_kwh for e in self.by_node.values())
+
+    @property
+    def unattributed_kwh(self) -> float:
+        """Idle baseline plus other processes' energy, kWh."""
+        return self.idle.energy_kwh + self.other.energy_kwh
+
+    def residual_kwh(self) -> float:
+        """Host energy minus (nodes + unattributed), kWh; 0 up to rounding."""
+        return self.host.energy_kwh - self.attributed_kwh - self.unattributed_kwh
+
+    def task_energy(self, node: str, cpu_s: float) -> ComponentEnergy:
+        """Energy (kWh) of one task that used ``cpu_s`` CPU-seconds on ``node``.
+
+        The node's energy per CPU-second times the task's CPU time, so the tasks of a node
+        sum to the node's energy when their CPU times sum to the node's. Costs a dict lookup
+        and three multiplications.
+        """
+        rate = self.kwh_per_cpu_s.get(node)
+        if rate is None:
+            raise AttributionError(f"unknown node {node!r}; attributed: {sorted(self.by_node)}")
+        return ComponentEnergy(rate[0] * cpu_s, rate[1] * cpu_s, rate[2] * cpu_s)
+
+
+def _check(name: str, values: Mapping[str, float]) -> None:
+    for node, value in values.items():
+        if not math.isfinite(value) or value < 0:
+            raise AttributionError(f"{name}[{node!r}] must be a finite number >= 0, got {value}")
+
+
+def _split(host: ComponentEnergy, shares: Mapping[str, float]) -> dict[str, ComponentEnergy]:
+    return {
+        n: ComponentEnergy(
+            host.cpu_energy_kwh * s, host.gpu_energy_kwh * s, host.ram_energy_kwh * s
+        )
+        for n, s in shares.items()
+    }
+
+
+def attribute(
+    reading: EnergyReading,
+    cpu_s_by_node: Mapping[str, float],
+    quota_by_node: Mapping[str, float] | None = None,
+    method: AttributionMethod = "cputime",
+    *,
+    idle_cpu_power_w: float | None = None,
+    host_cpu_s: float | None = None,
+) -> Attribution:
+    """Split ``reading`` (host energy, kWh) among nodes.
+
+    ``cpu_s_by_node``: CPU seconds each node's processes used in the window (see
+    :func:`cpu_seconds`). ``quota_by_node``: CPU quota in cores (``quota`` method).
+    ``idle_cpu_power_w``: idle CPU power in W for ``cputime``; ``None`` takes the lowest CPU
+    sample of the window (CodeCarbon's load model floor, 10% of TDP, when it models the CPU).
+    ``host_cpu_s``: busy CPU seconds of the whole host in the window; when given, the nodes'
+    shares are relative to it and the rest goes to ``other``; otherwise to the nodes' total.
+    """
+    _check("cpu_s_by_node", cpu_s_by_node)
+    host = ComponentEnergy(reading.cpu_energy_kwh, reading.gpu_energy_kwh, reading.ram_energy_kwh)
+    zero = ComponentEnergy()
+    if method == "quota":
+        if not quota_by_node:
+            raise AttributionError("method 'quota' needs quota_by_node (CPU cores per node)")
+        _check("quota_by_node", quota_by_node)
+        total_quota = sum(quota_by_node.values())
+        if total_quota <= 0:
+            raise AttributionError(f"quota_by_node sums to {total_quota}; need > 0")
+        shares = {n: q / total_quota for n, q in quota_by_node.items()}
+        by_node = _split(host, shares)
+        return Attribution(
+            "quota", by_node, zero, zero, reading, shares, _rates(by_node, cpu_s_by_node)
+        )
+    if method != "cputime":
+        raise AttributionError(
+            f"attribution method must be one of {ATTRIBUTION_METHODS}, got {method!r}"
+        )
+
+    if idle_cpu_power_w is None:
+        idle_cpu_power_w = min((s.cpu_w for s in reading.samples), default=0.0)
+    if not math.isfinite(idle_cpu_power_w) or idle_cpu_power_w < 0:
+        raise AttributionError(f"idle_cpu_power_w must be >= 0, got {idle_cpu_power_w}")
+    idle_cpu_kwh = min(energy_kwh(idle_cpu_power_w, reading.duration_s), reading.cpu_energy_kwh)
+    active = ComponentEnergy(
+        reading.cpu_energy_kwh - idle_cpu_kwh, reading.gpu_energy_kwh, reading.ram_energy_kwh
+    )
+    nodes_cpu_s = sum(cpu_s_by_node.values())
+    denominator = nodes_cpu_s if host_cpu_s is None else max(host_cpu_s, nodes_cpu_s)
+    if denominator <= 0:
+        shares = dict.fromkeys(cpu_s_by_node, 0.0)
+    else:
+        shares = {n: c / denominator for n, c in cpu_s_by_node.items()}
+    by_node = _split(active, shares)
+    other = ComponentEnergy(
+        active.cpu_energy_kwh - sum(e.cpu_energy_kwh for e in by_node.values()),
+        active.gpu_energy_kwh - sum(e.gpu_energy_kwh for e in by_node.values()),
+        active.ram_energy_kwh - sum(e.ram_energy_kwh for e in by_node.values()),
+    )
+    idle = ComponentEnergy(cpu_energy_kwh=idle_cpu_kwh)
+    return Attribution(
+        "cputime", by_node, idle, other, reading, shares, _rates(by_node, cpu_s_by_node)
+    )
+
+
+def _rates(
+    by_node: Mapping[str, ComponentEnergy], cpu_s_by_node: Mapping[str, float]
+) -> dict[str, tuple[float, float, float]]:
+    rates: dict[str, tuple[float, float, float]] = {}
+    for node, e in by_node.items():
+        cpu_s = cpu_s_by_node.get(node, 0.0)
+        if cpu_s > 0:
+            rates[node] = (
+                e.cpu_energy_kwh / cpu_s,
+                e.gpu_energy_kwh / cpu_s,
+                e.ram_energy_kwh / cpu_s,
+            )
+        else:
+            rates[node] = (0.0, 0.0, 0.0)
+    return rates
+
+
+def cpu_seconds(pids: Iterable[int], *, include_children: bool = False) -> float:
+    """CPU seconds (user + system) used so far by the processes ``pids``, via psutil.
+
+    ``include_children`` adds the CPU time of their terminated, waited-for children.
+    Raises :class:`AttributionError` naming a pid that does not exist or cannot be read.
+    """
+    import psutil
+
+    total_s = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
+            raise AttributionError(f"cannot read CPU time of pid {pid}: {exc}") from exc
+        total_s += t.user + t.system
+        if include_children:
+            total_s += t.children_user + t.children_system
+    return total_s
+
+
+def host_busy_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole host since boot (all CPUs, excluding idle and iowait)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)

@@ -1,0 +1,36 @@
+"""Images for inference (paper IV.A.2): folders, scikit-image photographs, preprocessing.
+
+Light to import: numpy and Pillow only, no torch.
+"""
+
+from carbonedge.data.images import (
+    IMAGE_SUFFIXES,
+    SKIMAGE_PHOTOGRAPHS,
+    ImageSet,
+    find_images,
+    load_images,
+    read_image,
+    skimage_photographs,
+)
+from carbonedge.data.preprocess import (
+    IMAGE_SIZE_PX,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    preprocess,
+    to_rgb,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_SIZE_PX",
+    "IMAGE_SUFFIXES",
+    "SKIMAGE_PHOTOGRAPHS",
+    "ImageSet",
+    "find_images",
+    "load_images",
+    "preprocess",
+    "read_image",
+    "skimage_photographs",
+    "to_rgb",
+]

@@ -1,0 +1,269 @@
+"""Fleet description: nodes, quotas, memory, carbon intensity and power profiles (paper IV.A.1).
+
+A fleet is described in TOML and validated on load; every error names the file and the field,
+e.g. ``fleet.toml: nodes[1].cpu_quota must be > 0, got -0.5``. ``load_fleet(None)`` returns the
+paper's three Docker-simulated nodes (Node-High, Node-Medium, Node-Green).
+
+Example::
+
+    [[nodes]]
+    name = "pi"
+    device = "raspberry-pi-4"      # idle/max power from a shipped, cited profile
+    cpu_quota = 1.0                # cores (CFS quota / period)
+    memory_mb = 1024
+    intensity_g_per_kwh = 380      # static grid intensity (gCO2/kWh), and/or zone = "FR"
+    pue = 1.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from carbonedge.errors import ConfigError
+
+PowerKind = Literal["linear", "measured"]
+
+# The paper's default fleet models each simulated node's active power as its CPU-quota share of
+# the host CPU's power. 8 W is the CPU-load fallback CodeCarbon uses on this class of host
+# (DESIGN.md); it is a modelling assumption, shown as such in ``PowerProfile.source``.
+DEFAULT_HOST_CPU_W = 8.0
+
+
+@dataclass(frozen=True)
+class PowerProfile:
+    """Node power model used for E_est (paper Eq. 4).
+
+    ``kind="linear"``: ``power_w = idle_w + (max_w - idle_w) x load`` with load in 0..1.
+    ``kind="measured"``: the power pushed by a meter (``record_power``); ``idle_w``/``max_w``
+    act as the prior until the first measurement. Watts throughout.
+    """
+
+    kind: PowerKind
+    idle_w: float
+    max_w: float
+    source: str
+
+    def power_w(self, load: float) -> float:
+        """Modelled power in W at ``load`` (fraction of the node's CPU quota in use, 0..1)."""
+        load = min(max(load, 0.0), 1.0)
+        return self.idle_w + (self.max_w - self.idle_w) * load
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One edge node. ``cpu_quota`` in cores, ``memory_mb`` in MiB, intensity in gCO2/kWh."""
+
+    name: str
+    cpu_quota: float
+    memory_mb: int
+    power: PowerProfile
+    intensity_g_per_kwh: float | None = None
+    zone: str | None = None
+    pue: float = 1.0
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """A validated fleet; ``source`` is the file it came from or ``"default (paper IV.A.1)"``."""
+
+    nodes: tuple[NodeSpec, ...]
+    source: str
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``; raises ConfigError naming the known nodes otherwise."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise ConfigError(f"{self.source}: no node named {name!r} (nodes: {known})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    @property
+    def total_quota(self) -> float:
+        """Sum of the nodes' CPU quotas, in cores."""
+        return sum(n.cpu_quota for n in self.nodes)
+
+
+def _paper_node(name: str, quota: float, memory_mb: int, intensity: float) -> NodeSpec:
+    power = PowerProfile(
+        kind="linear",
+        idle_w=0.0,
+        max_w=quota * DEFAULT_HOST_CPU_W,
+        source=f"modelled: {quota} x {DEFAULT_HOST_CPU_W} W host CPU (quota share)",
+    )
+    return NodeSpec(name, quota, memory_mb, power, intensity_g_per_kwh=intensity)
+
+
+def default_fleet() -> FleetSpec:
+    """The paper's three simulated nodes (IV.A.1): 1.0/1024/620, 0.6/512/530, 0.4/512/380."""
+    return FleetSpec(
+        nodes=(
+            _paper_node("node-high", 1.0, 1024, 620.0),
+            _paper_node("node-medium", 0.6, 512, 530.0),
+            _paper_node("node-green", 0.4, 512, 380.0),
+        ),
+        source="default (paper IV.A.1)",
+    )
+
+
+def device_profile_names() -> tuple[str, ...]:
+    """Names of the device profiles shipped in ``carbonedge/fleet/profiles``."""
+    folder = resources.files("carbonedge.fleet").joinpath("profiles")
+    return tuple(
+        sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+    )
+
+
+def load_device_profile(name: str) -> dict[str, Any]:
+    """The raw table of a shipped device profile (``idle_w``, ``max_w``, ``source``, ...)."""
+    if name not in device_profile_names():
+        known = ", ".join(device_profile_names())
+        raise ConfigError(f"unknown device profile {name!r} (known: {known})")
+    text = resources.files("carbonedge.fleet").joinpath("profiles", f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+class _Fields:
+    """Typed field readers that name the file and field in every error."""
+
+    def __init__(self, where: str, table: Mapping[str, Any]) -> None:
+        self.where = where
+        self.table = table
+
+    def _err(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.where}.{key} {msg}")
+
+    def str_(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self._err(key, f"must be a string, got {value!r}")
+        return value
+
+    def num(
+        self, key: str, default: float | None = None, *, positive: bool = False
+    ) -> float | None:
+        value = self.table.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._err(key, f"must be a number, got {value!r}")
+        if positive and value <= 0:
+            raise self._err(key, f"must be > 0, got {value!r}")
+        if value < 0:
+            raise self._err(key, f"must be >= 0, got {value!r}")
+        return float(value)
+
+
+_NODE_KEYS = {
+    "name",
+    "cpu_quota",
+    "memory_mb",
+    "zone",
+    "intensity_g_per_kwh",
+    "idle_w",
+    "max_w",
+    "power",
+    "pue",
+    "device",
+}
+
+
+def _power(f: _Fields, device: Mapping[str, Any] | None) -> PowerProfile:
+    kind = f.str_("power", "linear")
+    if kind not in ("linear", "measured"):
+        raise f._err("power", f"must be 'linear' or 'measured', got {kind!r}")
+    dev = device or {}
+    idle = f.num("idle_w", dev.get("idle_w"))
+    peak = f.num("max_w", dev.get("max_w"))
+    if kind == "linear" and (idle is None or peak is None):
+        raise f._err("max_w", "and idle_w are required (or device = ..., or power = 'measured')")
+    idle_w, max_w = idle or 0.0, peak or 0.0
+    if max_w < idle_w:
+        raise f._err("max_w", f"must be >= idle_w ({idle_w}), got {max_w}")
+    if device is not None and f.table.get("idle_w") is None and f.table.get("max_w") is None:
+        source = f"device profile {f.table['device']}: {device.get('source', '?')}"
+    else:
+        source = f"{f.where} (user-supplied)" if kind == "linear" else "measured"
+    return PowerProfile(kind, idle_w, max_w, source)  # type: ignore[arg-type]
+
+
+def _node(where: str, table: Any) -> NodeSpec:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    f = _Fields(where, table)
+    unknown = sorted(set(table) - _NODE_KEYS)
+    if unknown:
+        raise f._err(unknown[0], f"is not a known field (known: {', '.join(sorted(_NODE_KEYS))})")
+    name = f.str_("name")
+    if not name:
+        raise f._err("name", "is required and must be a non-empty string")
+    device_name = f.str_("device")
+    device = None
+    if device_name is not None:
+        try:
+            device = load_device_profile(device_name)
+        except ConfigError as exc:
+            raise f._err("device", str(exc)) from None
+    quota = f.num("cpu_quota", device.get("cpu_quota") if device else None, positive=True)
+    memory = f.num("memory_mb", device.get("memory_mb") if device else None, positive=True)
+    if quota is None:
+        raise f._err("cpu_quota", "is required (cores, e.g. 0.4)")
+    if memory is None:
+        raise f._err("memory_mb", "is required (MiB, e.g. 512)")
+    intensity = f.num("intensity_g_per_kwh")
+    zone = f.str_("zone")
+    if intensity is None and zone is None:
+        raise f._err("intensity_g_per_kwh", "or zone is required")
+    pue = f.num("pue", 1.0, positive=True)
+    assert pue is not None
+    if pue < 1.0:
+        raise f._err("pue", f"must be >= 1.0, got {pue}")
+    return NodeSpec(
+        name=name,
+        cpu_quota=quota,
+        memory_mb=int(memory),
+        power=_power(f, device),
+        intensity_g_per_kwh=intensity,
+        zone=zone,
+        pue=pue,
+        device=device_name,
+    )
+
+
+def parse_fleet(data: Mapping[str, Any], source: str) -> FleetSpec:
+    """Validate a parsed TOML document; ``source`` prefixes every error message."""
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise ConfigError(f"{source}: nodes must be a non-empty array of tables ([[nodes]])")
+    specs = tuple(_node(f"{source}: nodes[{i}]", t) for i, t in enumerate(nodes))
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        if spec.name in seen:
+            raise ConfigError(f"{source}: nodes[{i}].name {spec.name!r} is used twice")
+        seen.add(spec.name)
+    return FleetSpec(specs, source)
+
+
+def load_fleet(path: str | Path | None = None) -> FleetSpec:
+    """Load and validate a fleet TOML file; ``None`` gives the paper's default three nodes."""
+    if path is None:
+        return default_fleet()
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read fleet file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p.name}: invalid TOML: {exc}") from None
+    return parse_fleet(data, p.name)

@@ -1,0 +1,83 @@
+"""Per-node telemetry for the scheduler (paper Algorithm 1 inputs, Eq. 4's P_node and T_avg).
+
+Kept cheap: a few floats and a short deque per node, updated when a task is submitted or returns,
+read in microseconds by ``node_states()``.
+
+- ``load``: CPU seconds of the tasks finished in the last ``window_s`` seconds divided by
+  ``window_s x cpu_quota`` (so 1.0 = the node's quota is fully used), clipped to 0..1.
+- ``latency_ms``: EMA of the dispatch latency (submit-to-result minus execution time), the
+  local analogue of the network latency AMP4EC's Algorithm 1 compares with a threshold.
+- ``avg_time_s``: EMA of the execution time in seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg).
+- ``tasks_in_flight``: tasks submitted and not yet returned (Algorithm 1's ``task_count``).
+- ``power_w``: ``idle_w + (max_w - idle_w) x load`` from the node's profile, or the last measured
+  value for ``power = "measured"`` nodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from carbonedge.fleet.spec import NodeSpec
+from carbonedge.scheduling import NodeState  # pure: no torch, no I/O
+
+__all__ = ["NodeState", "NodeTelemetry"]
+
+
+class NodeTelemetry:
+    """Mutable counters for one node; the fleet calls it under its own lock."""
+
+    def __init__(self, spec: NodeSpec, *, window_s: float = 5.0, ema_alpha: float = 0.2) -> None:
+        self.spec = spec
+        self.window_s = window_s
+        self.ema_alpha = ema_alpha
+        self.tasks_in_flight = 0
+        self.avg_exec_s = 0.0
+        self.dispatch_ms = 0.0
+        self.completed = 0
+        self.measured_power_w: float | None = None
+        self.used_memory_mb = 0.0
+        self._recent: deque[tuple[float, float]] = deque()  # (finished monotonic s, cpu_s)
+
+    def submitted(self) -> None:
+        self.tasks_in_flight += 1
+
+    def failed(self) -> None:
+        self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
+
+    def finished(self, now_s: float, cpu_s: float, exec_ms: float, latency_ms: float) -> None:
+        """Record one finished task; ``now_s`` is ``time.monotonic()``."""
+        self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
+        a = self.ema_alpha if self.completed else 1.0
+        self.avg_exec_s += a * (exec_ms / 1000.0 - self.avg_exec_s)
+        self.dispatch_ms += a * (max(0.0, latency_ms - exec_ms) - self.dispatch_ms)
+        self.completed += 1
+        self._recent.append((now_s, cpu_s))
+
+    def load(self, now_s: float) -> float:
+        """Fraction (0..1) of the node's CPU quota used over the last ``window_s`` seconds."""
+        horizon = now_s - self.window_s
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
+        used = sum(c for _, c in self._recent)
+        return min(1.0, used / (self.window_s * self.spec.cpu_quota))
+
+    def state(self, now_s: float) -> NodeState:
+        spec = self.spec
+        load = self.load(now_s)
+        if spec.power.kind == "measured" and self.measured_power_w is not None:
+            power_w = self.measured_power_w
+        else:
+            power_w = spec.power.power_w(load)
+        return NodeState(
+            name=spec.name,
+            cpu_quota=spec.cpu_quota,
+            memory_mb=spec.memory_mb,
+            free_cpu=spec.cpu_quota * (1.0 - load),
+            free_memory_mb=max(0.0, spec.memory_mb - self.used_memory_mb),
+            load=load,
+            latency_ms=self.dispatch_ms,
+            avg_time_s=self.avg_exec_s,
+            tasks_in_flight=self.tasks_in_flight,
+            power_w=power_w,
+            intensity_g_per_kwh=spec.intensity_g_per_kwh or 0.0,
+        )

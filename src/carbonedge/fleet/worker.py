@@ -1,0 +1,188 @@
+"""The node process: one per edge node, one inference thread (paper III.F, Docker-node analogue).
+
+Started by ``LocalFleet`` with the multiprocessing *spawn* context (never fork after torch is
+imported). It exits on its own when the parent dies (its parent pid changes) or the pipe to the
+parent closes, so no node outlives its fleet. Messages are tuples on one duplex pipe:
+
+parent -> node: ``("deploy", key, payload, runtime, budget_bytes)``, ``("run", seq, key, batch)``,
+``("probe", seq, duration_s)``, ``("stop",)``.
+node -> parent: ``("ready", pid)``, ``("hb", rss_mb, peak_rss_mb)``,
+``("deployed", key, footprint_bytes)`` / ``("deploy_err", key, message)``,
+``("result", seq, output, started_at, finished_at, exec_ms, cpu_s)`` / ``("task_err", seq, msg)``,
+``("probe", seq, cpu_s, wall_s)``.
+
+Time dilation (when no cgroup quota can be set): after each task the node sleeps
+``(1/q - 1) x cpu_s`` so that it uses at most ``q`` of a core on average (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from carbonedge.fleet.base import ModelPayload, ModelRef
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(3)
+        time.sleep(0.2)
+
+
+def _rss_mb() -> tuple[float, float]:
+    with open("/proc/self/statm") as f:
+        rss_pages = int(f.read().split()[1])
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, peak_kb / 1024
+
+
+class _OnnxRunner:
+    """ONNX Runtime on one thread for any module (segments have non-image input shapes)."""
+
+    name = "onnx"
+
+    def __init__(self, module: Any, input_shape: tuple[int, ...]) -> None:
+        import onnxruntime as ort
+        import torch
+
+        buf = io.BytesIO()
+        torch.onnx.export(
+            module,
+            (torch.zeros(input_shape),),
+            buf,  # type: ignore[arg-type]
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            dynamo=False,
+        )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            buf.getvalue(), opts, providers=["CPUExecutionProvider"]
+        )
+
+    def run(self, batch: Any) -> Any:
+        return self._session.run(None, {"x": batch})[0]
+
+
+class _TorchRunner:
+    """PyTorch eager, inference mode, on the calling thread."""
+
+    name = "torch"
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def run(self, batch: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return self._module(torch.from_numpy(batch)).numpy()
+
+
+def _build(payload: ModelPayload, runtime: str, budget_bytes: int) -> tuple[Any, int]:
+    import torch
+
+    from carbonedge.fleet.memory import estimate_footprint
+
+    if isinstance(payload, ModelRef):
+        from carbonedge.models import build_model
+
+        module = build_model(payload.name, payload.weights, seed=payload.seed)
+        shape: tuple[int, ...] = (1, 3, 224, 224)
+    else:
+        module = torch.load(io.BytesIO(payload.data), weights_only=False)
+        shape = payload.input_shape
+    module.eval()
+    foot = estimate_footprint(module, shape)
+    if foot.total_bytes > budget_bytes:
+        raise MemoryError(
+            f"model needs about {foot.total_mb:.1f} MiB (weights {foot.weights_bytes / 2**20:.1f}"
+            f" + activations {foot.activation_bytes / 2**20:.1f}) but only"
+            f" {budget_bytes / 2**20:.1f} MiB of the node's memory_mb is free"
+        )
+    runner: Any = _OnnxRunner(module, shape) if runtime == "onnx" else _TorchRunner(module)
+    return runner, foot.total_bytes
+
+
+def _probe(duration_s: float, quota: float, dilate: bool) -> tuple[float, float]:
+    """Busy loop in ~10 ms CPU chunks (each a 'task', dilated like one); returns cpu_s, wall_s."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - w0 < duration_s:
+        t0 = time.process_time()
+        x = 0
+        while time.process_time() - t0 < 0.01:
+            for i in range(2000):
+                x += i * i
+        if dilate:
+            time.sleep((1.0 / quota - 1.0) * (time.process_time() - t0))
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def node_main(
+    conn: Connection, name: str, quota: float, dilate: bool, parent_pid: int, heartbeat_s: float
+) -> None:
+    """Entry point of a node process (module-level so that spawn can import it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, also on Ctrl-C
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    import torch
+
+    torch.set_num_threads(1)
+    send_lock = threading.Lock()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def heartbeat() -> None:
+        try:
+            while True:
+                send(("hb", *_rss_mb()))
+                time.sleep(heartbeat_s)
+        except OSError:
+            os._exit(4)
+
+    send(("ready", os.getpid()))
+    threading.Thread(target=heartbeat, daemon=True).start()
+    runners: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+        kind = msg[0]
+        if kind == "run":
+            _, seq, key, batch = msg
+            try:
+                runner = runners[key]
+                started = time.time()
+                w0, c0 = time.perf_counter(), time.process_time()
+                out = runner.run(batch)
+                cpu_s = time.process_time() - c0
+                if dilate and quota < 1.0:
+                    time.sleep((1.0 / quota - 1.0) * cpu_s)
+                exec_ms = (time.perf_counter() - w0) * 1000.0
+                send(("result", seq, out, started, time.time(), exec_ms, cpu_s))
+            except Exception as exc:
+                send(("task_err", seq, f"{type(exc).__name__}: {exc}"))
+        elif kind == "deploy":
+            _, key, payload, runtime, budget = msg
+            try:
+                runners[key], footprint = _build(payload, runtime, budget)
+                send(("deployed", key, footprint))
+            except Exception as exc:
+                send(("deploy_err", key, f"{type(exc).__name__}: {exc}"))
+        elif kind == "probe":
+            _, seq, duration_s = msg
+            send(("probe", seq, *_probe(duration_s, quota, dilate and quota < 1.0)))
+        elif kind == "stop":
+            break
+    conn.close()
