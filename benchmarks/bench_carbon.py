@@ -56,6 +56,7 @@ def main() -> None:
     pid = os.getpid()
     with tempfile.TemporaryDirectory() as tmp:
         ledger = EmissionsLedger(Path(tmp) / "ledger.sqlite")
+        batched = EmissionsLedger(Path(tmp) / "batched.sqlite", batch_size=32)
         counter = iter(range(10**9))
 
         def make_row() -> object:
@@ -93,12 +94,17 @@ def main() -> None:
                 lambda: ledger.append(make_row()),
                 2000,  # type: ignore[arg-type]
             ),
+            "ledger.append, batch_size=32": per_call_us(
+                lambda: batched.append(make_row()),
+                2000,  # type: ignore[arg-type]
+            ),
             "full per-task path": per_call_us(full_path, 2000),
             "attribute() 3 nodes (per window)": per_call_us(
                 lambda: attribute(reading, cpu_s, quotas, "cputime"), 20000
             ),
         }
         ledger.close()
+        batched.close()
     width = max(len(k) for k in results)
     print(f"{'operation':<{width}}  us/call")
     for name, us in results.items():

@@ -100,23 +100,23 @@ def main() -> None:
             f"segment times {true_bottleneck:.2f} ms (ideal {whole_ms / sum(caps):.2f} ms)"
         )
     costs = unit_costs(units, "measured")
+    big, big_comm = costs * 5, [1000] * (5 * len(costs) - 1)
     print("\n== planner and placement speed (pure Python)")
-    print(
-        f"   plan_boundaries, {len(units)} units x 3 nodes: {_time_us(lambda: plan_boundaries(costs, caps, comm, 1e-8)):.0f} us"
-    )  # noqa: E501
-    big = costs * 5
-    print(
-        f"   plan_boundaries, {len(big)} units x 3 nodes: {_time_us(lambda: plan_boundaries(big, caps, big and [1000] * (len(big) - 1), 1e-8), 5):.0f} us"
-    )  # noqa: E501
+    plan_us = _time_us(lambda: plan_boundaries(costs, caps, comm, 1e-8))
+    print(f"   plan_boundaries, {len(units)} units x 3 nodes: {plan_us:.0f} us")
+    big_us = _time_us(lambda: plan_boundaries(big, caps, big_comm, 1e-8), 5)
+    print(f"   plan_boundaries, {len(big)} units x 3 nodes: {big_us:.0f} us")
     whole = sum(costs)
     for slo in (1.2 * whole, 2.0 * whole, 3.0 * whole):
         result = place(costs, comm, nodes, whole, slo)
-        saving = (1 - result.chosen.carbon_g / result.balanced.carbon_g) * 100
+        place_us = _time_us(lambda s=slo: place(costs, comm, nodes, whole, s), 5)
+        chosen, balanced = result.chosen, result.balanced
+        saving = (1 - chosen.carbon_g / balanced.carbon_g) * 100
         print(
-            f"   place SLO {slo:6.2f} ms: {_time_us(lambda s=slo: place(costs, comm, nodes, whole, s), 5):.0f} us; "  # noqa: E501
-            f"chosen {'->'.join(result.chosen.nodes)} {result.chosen.latency_ms:.2f} ms "
-            f"{result.chosen.carbon_g * 1e6:.2f} ugCO2; balanced {result.balanced.latency_ms:.2f} ms "
-            f"{result.balanced.carbon_g * 1e6:.2f} ugCO2 (saving {saving:+.1f}%; power modelled)"
+            f"   place SLO {slo:6.2f} ms ({place_us:.0f} us): chosen {'->'.join(chosen.nodes)} "
+            f"{chosen.latency_ms:.2f} ms {chosen.carbon_g * 1e6:.3f} ugCO2 | balanced "
+            f"{balanced.latency_ms:.2f} ms {balanced.carbon_g * 1e6:.3f} ugCO2 | "
+            f"saving {saving:+.1f}% (power modelled)"
         )
 
 

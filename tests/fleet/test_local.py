@@ -203,6 +203,10 @@ def test_no_orphan_processes_or_cgroups_after_exit() -> None:
     time.sleep(0.2)
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert alive == []
-    assert not any(c.name().startswith("python") for c in me.children(recursive=True))
+    # multiprocessing's own resource tracker may stay (it exits with us); no node may.
+    left = [
+        c for c in me.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())
+    ]
+    assert left == []
     if groups:
         assert not Path(f"/sys/fs/cgroup/cpu/carbonedge-{os.getpid()}").exists()

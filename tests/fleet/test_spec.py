@@ -92,7 +92,7 @@ def test_second_node_index_duplicate_and_unknown_fields(tmp_path: Path) -> None:
         load_fleet(_write(tmp_path, GOOD + "cpus = 2\n"))
     with pytest.raises(ConfigError, match=r"nodes\[0\]\.device unknown device profile 'pi9'"):
         load_fleet(_write(tmp_path, GOOD + 'device = "pi9"\n'))
-    with pytest.raises(ConfigError, match="fleet.toml: invalid TOML"):
+    with pytest.raises(ConfigError, match=r"fleet\.toml: invalid TOML"):
         load_fleet(_write(tmp_path, "[[nodes]\n"))
     with pytest.raises(ConfigError, match="cannot read fleet file"):
         load_fleet(tmp_path / "missing.toml")

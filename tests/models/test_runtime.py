@@ -202,3 +202,10 @@ def test_paper_models_same_logits_both_runtimes(
     assert _max_diff(onnx.run(photos[2:3]), expected[2:3]) < TOLERANCE
     assert isinstance(onnx, OnnxRuntime)
     assert os.path.getsize(onnx.model_path) > 10_000_000  # float32 weights are embedded
+
+
+def test_failed_export_is_a_model_error_and_leaves_no_file(tmp_path: Path) -> None:
+    wrong_input = nn.Linear(10, 2).eval()  # cannot take a (1, 3, 224, 224) image
+    with pytest.raises(ModelError, match="cannot export Linear to ONNX"):
+        make_runtime("onnx", wrong_input, cache_dir=tmp_path)
+    assert list((tmp_path / "onnx").iterdir()) == []

@@ -123,3 +123,13 @@ def test_planning_is_fast_for_a_hundred_units() -> None:
     costs = [rng.uniform(1, 10) for _ in range(100)]
     plan = plan_boundaries(costs, [1.0, 0.6, 0.4], [rng.randint(1, 10**6) for _ in range(99)], 1e-8)
     assert len(plan.segments) == 3
+
+
+def test_planner_import_does_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, carbonedge.partition as p; p.plan_boundaries([1.0], [1.0], []); "
+    code += "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -164,5 +164,5 @@ def test_node_state_rejects_bad_values(field: str, value: object, message: str) 
 
 
 def test_task_rejects_negative_memory() -> None:
-    with pytest.raises(ConfigError, match="task.memory_mb"):
+    with pytest.raises(ConfigError, match=r"task\.memory_mb"):
         Task("t", memory_mb=-1)

@@ -82,7 +82,8 @@ class CodeCarbonMeter:
     """An :class:`~carbonedge.carbon.energy.EnergyMeter` over ``OfflineEmissionsTracker``.
 
     Energy per component is CodeCarbon's (kWh, summed over its ``measure_power_secs``
-    intervals); samples are each interval's mean power in W. With ``ram_model="paper"`` the RAM
+    intervals); samples are each interval's mean power in W, at seconds after CodeCarbon's
+    first measurement. With ``ram_model="paper"`` the RAM
     energy is ``0.375 W/GB x RAM_GB x duration_s / 3.6e6`` kWh instead.
     """
 
@@ -96,18 +97,33 @@ class CodeCarbonMeter:
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
         self._started_at: datetime | None = None
+        self._origin: tuple[float, tuple[float, float, float]] | None = None
+        self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
 
     def _record(self, total: Any, delta: Any) -> None:
-        """Turn one CodeCarbon (total, delta) pair into a power sample (W)."""
-        dt_s = float(delta.duration)
-        if dt_s <= 0:
-            return
-        watts = [float(e) * JOULES_PER_KWH / dt_s for e in (delta.cpu_energy, delta.gpu_energy)]
-        ram_w = float(delta.ram_energy) * JOULES_PER_KWH / dt_s
+        """Turn CodeCarbon's cumulative totals into a power sample (W) per interval.
+
+        Cumulative energy and duration are used rather than ``delta`` because CodeCarbon's
+        first measurement (inside ``start()``) covers a shorter span than its duration stamp;
+        intervals under 50 ms (the final flush in ``stop()``) carry no new energy and are
+        skipped. The first call only sets the origin ``t_s = 0``.
+        """
+        t_s = float(total.duration)
+        energy = (float(total.cpu_energy), float(total.gpu_energy), float(total.ram_energy))
         with self._lock:
+            if self._origin is None:
+                self._origin = (t_s, energy)
+                self._last = self._origin
+                return
+            last_t, last_e = self._last
+            dt_s = t_s - last_t
+            if dt_s < 0.05:
+                return
+            watts = [(e - le) * JOULES_PER_KWH / dt_s for e, le in zip(energy, last_e, strict=True)]
             if not self._samples:
-                self._samples.append(PowerSample(0.0, watts[0], watts[1], ram_w))
-            self._samples.append(PowerSample(float(total.duration), watts[0], watts[1], ram_w))
+                self._samples.append(PowerSample(0.0, *watts))
+            self._samples.append(PowerSample(t_s - self._origin[0], *watts))
+            self._last = (t_s, energy)
 
     def start(self) -> None:
         """Start CodeCarbon (first call in a process: ~2 s of hardware detection)."""
@@ -128,6 +144,7 @@ class CodeCarbonMeter:
 
         cfg = self.config
         self._samples = []
+        self._origin = None
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=cfg.country_iso_code,
             region=cfg.region,
@@ -146,7 +163,7 @@ class CodeCarbonMeter:
         self._started_at = datetime.now(UTC)
         self._tracker.start()  # CodeCarbon swallows its own exceptions here
         with self._lock:
-            started = bool(self._samples)
+            started = self._origin is not None
         if not started:
             self._tracker = None
             raise MeterError(

@@ -274,6 +274,7 @@ class WattTimeSource(_CachedFallbackSource):
             (parse_time(field(p, "point_time", where), where), float(field(p, "value", where)))
             for p in data
         ]
-        stamp, lbs = pick(points, when, where)
+        # the forecast's first point is the current interval; otherwise the point covering `at`
+        stamp, lbs = min(points) if at is None and points else pick(points, when, where)
         g = lbs * LBS_PER_MWH_TO_G_PER_KWH
         return IntensityReading(g, zone, stamp if at is None else when, where, self.kind)

@@ -10,6 +10,7 @@ lose the last commits; that is the price of microsecond inserts).
 from __future__ import annotations
 
 import csv
+import operator
 import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ class LedgerRow:
 
 
 COLUMNS = tuple(f.name for f in fields(LedgerRow))
+_ROW_VALUES = operator.attrgetter(*COLUMNS)
 _TYPES = {"latency_ms": "REAL", "cpu_s": "REAL", "pue": "REAL", "gco2": "REAL"}
 
 
@@ -100,10 +102,18 @@ def task_row(
 
 
 class EmissionsLedger:
-    """SQLite ledger at ``path``; ``(run_id, task_id)`` is unique (a task is recorded once)."""
+    """SQLite ledger at ``path``; ``(run_id, task_id)`` is unique (a task is recorded once).
 
-    def __init__(self, path: str | Path) -> None:
+    ``batch_size`` rows are committed together (default 1: every row durable on return);
+    :meth:`flush` and :meth:`close` commit a partial batch. Use one ledger per thread.
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 1) -> None:
+        if batch_size < 1:
+            raise LedgerError(f"batch_size must be >= 1, got {batch_size}")
         self.path = Path(path)
+        self.batch_size = batch_size
+        self._pending = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -122,16 +132,30 @@ class EmissionsLedger:
         self._insert = f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({marks})"
 
     def append(self, row: LedgerRow) -> None:
-        """Insert and commit one row; a repeated ``(run_id, task_id)`` raises LedgerError."""
+        """Insert one row (committed per ``batch_size``); a repeated ``(run_id, task_id)``
+        raises LedgerError."""
+        if self.batch_size > 1 and self._pending == 0:
+            self._db.execute("BEGIN")
         try:
-            self._db.execute(self._insert, tuple(asdict(row).values()))
+            self._db.execute(self._insert, _ROW_VALUES(row))
         except sqlite3.IntegrityError as exc:
             raise LedgerError(
                 f"{self.path}: task {row.task_id!r} of run {row.run_id!r} is already recorded"
             ) from exc
+        if self.batch_size > 1:
+            self._pending += 1
+            if self._pending >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        """Commit rows of a partial batch."""
+        if self._pending:
+            self._db.execute("COMMIT")
+            self._pending = 0
 
     def rows(self, run_id: str | None = None) -> list[LedgerRow]:
         """All rows (of one run if given), in insertion order."""
+        self.flush()
         sql = f"SELECT {', '.join(COLUMNS)} FROM tasks"
         args: tuple[str, ...] = ()
         if run_id is not None:
@@ -204,7 +228,8 @@ class EmissionsLedger:
         return line
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Commit pending rows and close the database connection."""
+        self.flush()
         self._db.close()
 
     def __enter__(self) -> EmissionsLedger:

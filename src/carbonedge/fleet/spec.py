@@ -189,8 +189,10 @@ def _power(f: _Fields, device: Mapping[str, Any] | None) -> PowerProfile:
     idle_w, max_w = idle or 0.0, peak or 0.0
     if max_w < idle_w:
         raise f._err("max_w", f"must be >= idle_w ({idle_w}), got {max_w}")
-    if device is not None and f.table.get("idle_w") is None and f.table.get("max_w") is None:
-        source = f"device profile {f.table['device']}: {device.get('source', '?')}"
+    overridden = f.table.get("idle_w") is not None or f.table.get("max_w") is not None
+    if device is not None:
+        extra = " (idle_w/max_w overridden in the fleet file)" if overridden else ""
+        source = f"device profile {f.table['device']}: {device.get('source', '?')}{extra}"
     else:
         source = f"{f.where} (user-supplied)" if kind == "linear" else "measured"
     return PowerProfile(kind, idle_w, max_w, source)  # type: ignore[arg-type]

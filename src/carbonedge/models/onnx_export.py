@@ -116,10 +116,8 @@ def export_onnx(
                 do_constant_folding=True,
             )
         os.replace(tmp_name, target)
-    except Exception as exc:
+    except Exception as exc:  # the exporter raises many types for unsupported models
         Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(exc, ModelError):
-            raise
         raise ModelError(f"cannot export {type(model).__name__} to ONNX: {exc}") from exc
     finally:
         model.train(was_training)

@@ -98,16 +98,6 @@ class FleetArrays:
         return [self.state(i) for i in range(len(self))]
 
 
-def _eligible(f: FleetArrays, mem: float, cpu: float, thr: float) -> npt.NDArray[np.bool_]:
-    # Algorithm 1, lines 3 and 6: keep what the plain loop does not skip.
-    return (
-        (f.load <= LOAD_LIMIT)
-        & (f.latency_ms <= thr)
-        & (f.free_memory_mb >= mem)
-        & (f.free_cpu >= cpu)
-    )
-
-
 def _components(f: FleetArrays) -> tuple[Array, Array, Array, Array, Array]:
     t = f.avg_time_s
     return (
@@ -119,17 +109,54 @@ def _components(f: FleetArrays) -> tuple[Array, Array, Array, Array, Array]:
     )
 
 
+def _ineligible(f: FleetArrays, mem: float, cpu: float, thr: float) -> npt.NDArray[np.bool_]:
+    bad = f.load > LOAD_LIMIT
+    bad |= f.latency_ms > thr
+    bad |= f.free_memory_mb < mem
+    bad |= f.free_cpu < cpu
+    return bad
+
+
 def make_paper_np(weights: Weights, latency_threshold_ms: float) -> VectorPolicy:
-    """Algorithm 1 over arrays; same choices as :func:`.policies.make_paper`."""
+    """Algorithm 1 over arrays; same choices as :func:`.policies.make_paper`.
+
+    Computed in place in two scratch arrays. IEEE multiplication and addition are commutative,
+    so ``x *= w`` equals the plain path's ``w * x`` bit for bit; the five terms are added
+    left to right as there.
+    """
     wr, wl, wp, wb, wc = weights.as_tuple()
     thr = float(latency_threshold_ms)
 
     def run(f: FleetArrays, mem: float, cpu: float) -> Outcome:
         if not len(f.names):
             return -1, float("nan"), False, False
-        sr, sl, sp, sb, sc = _components(f)
-        s = wr * sr + wl * sl + wp * sp + wb * sb + wc * sc
-        s[~_eligible(f, mem, cpu, thr)] = -np.inf
+        t = f.avg_time_s
+        s = np.divide(f.free_cpu, f.cpu_quota)
+        tmp = np.divide(f.free_memory_mb, f.memory_mb)
+        s += tmp
+        s *= 0.5
+        s *= wr  # wR SR
+        np.subtract(1.0, f.load, out=tmp)
+        tmp *= wl
+        s += tmp  # + wL SL
+        np.add(1.0, t, out=tmp)
+        np.divide(1.0, tmp, out=tmp)
+        tmp *= wp
+        s += tmp  # + wP SP
+        np.multiply(2.0, f.tasks_in_flight, out=tmp)
+        tmp += 1.0
+        np.divide(1.0, tmp, out=tmp)
+        tmp *= wb
+        s += tmp  # + wB SB
+        np.multiply(t, 1000.0, out=tmp)
+        tmp *= f.power_w
+        tmp /= 3_600_000.0  # E_est in Wh (Eq. 4)
+        tmp *= f.intensity_g_per_kwh
+        tmp += 1.0
+        np.divide(1.0, tmp, out=tmp)
+        tmp *= wc
+        s += tmp  # + wC SC
+        np.copyto(s, -np.inf, where=_ineligible(f, mem, cpu, thr))
         i = int(np.argmax(s))
         best = float(s[i])
         if not best > 0.0:
@@ -145,7 +172,7 @@ def make_normalized_np(weights: Weights, latency_threshold_ms: float) -> VectorP
     thr = float(latency_threshold_ms)
 
     def run(f: FleetArrays, mem: float, cpu: float) -> Outcome:
-        idx = np.flatnonzero(_eligible(f, mem, cpu, thr))
+        idx = np.flatnonzero(~_ineligible(f, mem, cpu, thr))
         if idx.size == 0:
             return -1, float("nan"), False, False
         if idx.size == 1:
@@ -174,7 +201,7 @@ def make_constrained_np(
     budget = float(carbon_budget_g)
 
     def run(f: FleetArrays, mem: float, cpu: float) -> Outcome:
-        idx = np.flatnonzero(_eligible(f, mem, cpu, thr))
+        idx = np.flatnonzero(~_ineligible(f, mem, cpu, thr))
         if idx.size == 0:
             return -1, float("nan"), False, False
         t = f.avg_time_s[idx]

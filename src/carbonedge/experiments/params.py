@@ -1,0 +1,181 @@
+"""Experiment parameters (paper Section IV.A) and the results folder derived from them.
+
+One frozen dataclass holds everything that changes a result; its canonical JSON (sorted keys)
+is hashed into the results folder's name, so the same parameters find the same folder and a
+finished run is reused (``ml-energy/benchmark``'s habit, see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from carbonedge.errors import ConfigError
+
+RuntimeKind = Literal["torch", "onnx"]
+AttributionKind = Literal["cputime", "quota"]
+MeterKind = Literal["codecarbon", "fake"]
+PowerEstimate = Literal["running", "telemetry"]
+CostKind = Literal["eq5", "macs", "measured"]
+
+#: The paper's three CNNs in the order of Table IV (IV.A.3).
+PAPER_MODELS = ("mobilenet_v2", "mobilenetv4_conv_small", "efficientnet_b0")
+#: Scheduling modes of Table I, in Table II's order.
+CE_MODES = ("performance", "balanced", "green")
+#: Policies run for the CarbonEdge rows: the paper's literal scoring, then ours.
+CE_POLICIES = ("paper", "normalized")
+
+MONOLITHIC = "Monolithic"
+AMP4EC = "AMP4EC"
+
+
+def ce_label(mode: str, policy: str) -> str:
+    """Row label of a CarbonEdge configuration: ``CE-Green`` or ``CE-Green (norm.)`` (ours)."""
+    base = f"CE-{mode.capitalize()}"
+    return base if policy == "paper" else f"{base} (norm.)"
+
+
+def config_labels() -> tuple[str, ...]:
+    """Every configuration in run order: Monolithic, AMP4EC, CE (paper), CE (normalized)."""
+    ce = tuple(ce_label(m, p) for p in CE_POLICIES for m in CE_MODES)
+    return (MONOLITHIC, AMP4EC, *ce)
+
+
+@dataclass(frozen=True)
+class ExperimentParams:
+    """Everything that changes the result of ``carbonedge reproduce``.
+
+    Attributes:
+        models: registry names of the models (Table IV order by default).
+        n_images: images per run (paper: 50), batch 1, closed loop.
+        repeats: repeats per configuration (paper: 3); 95% CI over repeats.
+        runtime: ``torch`` (the paper's PyTorch eager) or ``onnx`` (ONNX Runtime, ours).
+        attribution: ``cputime`` (default, Kepler's) or ``quota`` (the paper's IV.A.1).
+        meter: ``codecarbon`` (CodeCarbon offline tracker, machine mode) or ``fake``.
+        ram_model: ``codecarbon`` (v3 constant) or ``paper`` (0.375 W/GB, III.B.1).
+        fleet_file: TOML fleet file, or None for the paper's three nodes.
+        images_dir: folder of images, or None for the scikit-image photographs.
+        seed: image sampling and model weight seed.
+        mono_node: node of the Monolithic baseline (None: the paper's Node-Medium, 530 g/kWh,
+            or the node of median intensity in a user fleet).
+        sweep_points: wC values in linspace(0, 1, sweep_points) for Fig. 3.
+        sweep_tasks: real tasks run at each sweep point.
+        sweep_model: model of the sweep (None: mobilenet_v2 if run, else the first model).
+        warmup_tasks: warm-up tasks per node before each run (seed telemetry; not counted).
+        partition_cost: layer cost for AMP4EC's balanced plan (``eq5`` is the paper's Eq. 5).
+        power_estimate: P_node given to the scheduler (Eq. 4): ``running`` = the node's power
+            at full use of its quota (NodeState's contract), ``telemetry`` = current power.
+        measure_power_secs: CodeCarbon's sampling interval in seconds (paper: 1).
+    """
+
+    models: tuple[str, ...] = PAPER_MODELS
+    n_images: int = 50
+    repeats: int = 3
+    runtime: RuntimeKind = "torch"
+    attribution: AttributionKind = "cputime"
+    meter: MeterKind = "codecarbon"
+    ram_model: Literal["codecarbon", "paper"] = "codecarbon"
+    fleet_file: str | None = None
+    images_dir: str | None = None
+    seed: int = 0
+    mono_node: str | None = None
+    sweep_points: int = 11
+    sweep_tasks: int = 20
+    sweep_model: str | None = None
+    warmup_tasks: int = 2
+    partition_cost: CostKind = "eq5"
+    power_estimate: PowerEstimate = "running"
+    measure_power_secs: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive_int("n_images", self.n_images)
+        _positive_int("repeats", self.repeats)
+        _positive_int("sweep_tasks", self.sweep_tasks)
+        if isinstance(self.warmup_tasks, bool) or not isinstance(self.warmup_tasks, int):
+            raise ConfigError(f"warmup_tasks: must be an integer >= 0, got {self.warmup_tasks!r}")
+        if self.warmup_tasks < 0:
+            raise ConfigError(f"warmup_tasks: must be an integer >= 0, got {self.warmup_tasks!r}")
+        if not isinstance(self.sweep_points, int) or self.sweep_points == 1:
+            raise ConfigError(
+                f"sweep_points: must be 0 (no sweep) or >= 2, got {self.sweep_points}"
+            )
+        if self.sweep_points < 0:
+            raise ConfigError(
+                f"sweep_points: must be 0 (no sweep) or >= 2, got {self.sweep_points}"
+            )
+        if not self.models:
+            raise ConfigError("models: at least one model is needed")
+        _choice("runtime", self.runtime, ("torch", "onnx"))
+        _choice("attribution", self.attribution, ("cputime", "quota"))
+        _choice("meter", self.meter, ("codecarbon", "fake"))
+        _choice("ram_model", self.ram_model, ("codecarbon", "paper"))
+        _choice("partition_cost", self.partition_cost, ("eq5", "macs", "measured"))
+        _choice("power_estimate", self.power_estimate, ("running", "telemetry"))
+        if not self.measure_power_secs > 0:
+            raise ConfigError(f"measure_power_secs: must be > 0, got {self.measure_power_secs}")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ExperimentParams:
+        """The ``--quick`` preset: 10 images, 1 repeat, 6 sweep points of 5 tasks."""
+        base: dict[str, Any] = {
+            "n_images": 10,
+            "repeats": 1,
+            "sweep_points": 6,
+            "sweep_tasks": 5,
+        }
+        return cls(**{**base, **overrides})
+
+    @property
+    def resolved_sweep_model(self) -> str:
+        """The model the weight sweep runs on."""
+        if self.sweep_model is not None:
+            return self.sweep_model
+        return "mobilenet_v2" if "mobilenet_v2" in self.models else self.models[0]
+
+    def with_(self, **changes: Any) -> ExperimentParams:
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (tuples become lists)."""
+        data = asdict(self)
+        data["models"] = list(self.models)
+        return data
+
+    def canonical_json(self) -> str:
+        """Sorted-key JSON of the parameters plus the fleet file's content hash.
+
+        The fleet file enters by content (sha256), not only by path, so editing it gives a new
+        folder.
+        """
+        data = self.to_dict()
+        data["fleet_sha256"] = _file_sha256(self.fleet_file) if self.fleet_file else None
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        """First 12 hex digits of the SHA-256 of :meth:`canonical_json`."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+
+    def folder(self, parent: str | Path = "results") -> Path:
+        """The results folder of these parameters: ``<parent>/<digest>``."""
+        return Path(parent) / self.digest()
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _file_sha256(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read fleet file ({exc.strerror})") from None

@@ -1,0 +1,386 @@
+"""The reproduction itself (paper Section IV): every configuration, model and repeat, and the
+weight sweep, on one fleet started once.
+
+Per model: the whole model is deployed on every node and the AMP4EC segments on their nodes,
+once. Per run: warm-up tasks on every node (telemetry seeded, not measured), then ``n_images``
+tasks one after another (closed loop, batch 1) inside one meter window. Repeats are interleaved
+(repeat 0 of every configuration, then repeat 1, ...) so that slow drifts of the shared host
+spread over all configurations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from carbonedge.carbon import EnergyMeter
+from carbonedge.errors import CarbonEdgeError
+from carbonedge.experiments.accounting import Accounted, Meter, account
+from carbonedge.experiments.params import (
+    AMP4EC,
+    CE_MODES,
+    CE_POLICIES,
+    MONOLITHIC,
+    ExperimentParams,
+    ce_label,
+    config_labels,
+)
+from carbonedge.experiments.records import Environment, ExperimentResult, RunRecord, SweepRecord
+from carbonedge.experiments.setup import (
+    amp4ec_pipeline,
+    default_meter_factory,
+    describe_method,
+    enforcement_text,
+    intensities,
+    machine_text,
+    mono_node,
+    running_power_states,
+)
+from carbonedge.fleet import FleetBackend, FleetError, ModelRef, NodeDownError, Pipeline, TaskResult
+from carbonedge.scheduling import MODES, Scheduler, Task, Weights
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Batches = Sequence[npt.NDArray[np.float32]]
+
+TASK_TIMEOUT_S = 120.0
+NO_NODE_TIMEOUT_S = 30.0
+
+
+class ExperimentError(CarbonEdgeError):
+    """A reproduction cannot run (no eligible node, a node keeps failing, ...)."""
+
+
+class _Ctx:
+    """What every run of one reproduction shares (mutable only through its methods)."""
+
+    def __init__(self, params: ExperimentParams, fleet: FleetBackend, meter: EnergyMeter) -> None:
+        self.params = params
+        self.fleet = fleet
+        self.spec = fleet.spec
+        self.meter = Meter(meter, fleet)
+        self.intensities = intensities(self.spec)
+        self.mono = mono_node(params, self.spec, self.intensities)
+        self.keys: dict[str, str] = {}
+        self.pipelines: dict[str, Pipeline] = {}
+        self.rows: list[Any] = []
+        self.methods: list[dict[str, str]] = []
+
+    def states(self) -> list[Any]:
+        states = self.fleet.node_states()
+        if self.params.power_estimate == "running":
+            return running_power_states(states, self.spec)
+        return states
+
+    # -- one task ---------------------------------------------------------------------------------
+
+    def run_on(self, node: str, model: str, x: Any, task_id: str) -> TaskResult:
+        return self.fleet.submit(node, self.keys[model], x, task_id=task_id).result(TASK_TIMEOUT_S)
+
+    def run_pipeline(self, model: str, x: Any, task_id: str) -> tuple[float, list[TaskResult]]:
+        from carbonedge.fleet.pipeline import PipelineResult, submit_pipeline
+
+        fut: Future[PipelineResult] = submit_pipeline(
+            self.fleet, self.pipelines[model], x, task_id=task_id
+        )
+        res = fut.result(TASK_TIMEOUT_S)
+        return res.latency_ms, list(res.stages)
+
+    def run_scheduled(
+        self, scheduler: Scheduler, model: str, x: Any, task_id: str, overhead: list[float]
+    ) -> TaskResult:
+        """Algorithm 1 per task on live telemetry; re-select if the node went down."""
+        waited = time.monotonic()
+        for _attempt in range(3):
+            while True:
+                states = self.states()
+                task = Task(task_id)
+                t0 = time.perf_counter_ns()
+                decision = scheduler.select(task, states)
+                overhead.append((time.perf_counter_ns() - t0) / 1000.0)
+                if decision.node is not None:
+                    break
+                if time.monotonic() - waited > NO_NODE_TIMEOUT_S:
+                    raise ExperimentError(
+                        f"task {task_id!r}: no eligible node for {NO_NODE_TIMEOUT_S:.0f} s "
+                        f"({scheduler!r})"
+                    )
+                time.sleep(0.01)
+            try:
+                return self.run_on(decision.node, model, x, task_id)
+            except NodeDownError:
+                continue
+        raise ExperimentError(f"task {task_id!r}: its node failed 3 times")
+
+    def warm(self, model: str, x: Any) -> None:
+        """Warm-up tasks of ``model`` on every node (and through its pipeline): not measured."""
+        for _ in range(self.params.warmup_tasks):
+            for node in self.spec.names:
+                self.run_on(node, model, x, task_id=f"warmup-{node}")
+            if model in self.pipelines:
+                self.run_pipeline(model, x, "warmup-pipeline")
+
+    # -- one run ----------------------------------------------------------------------------------
+
+    def measured(
+        self, run_id: str, model: str, body: Callable[[], list[TaskResult]]
+    ) -> tuple[Accounted, float, list[TaskResult]]:
+        window, results = self.meter.measure(body)
+        self.methods.append(dict(window.reading.method))
+        acc = account(
+            window,
+            results,
+            self.spec,
+            self.intensities,
+            self.params.attribution,
+            run_id=run_id,
+            model=model,
+            runtime=self.params.runtime,
+        )
+        self.rows.extend(acc.rows)
+        return acc, window.wall_s, results
+
+    def run_config(self, model: str, config: str, repeat: int, batches: Batches) -> RunRecord:
+        run_id = f"{model}/{_slug(config)}/r{repeat}"
+        self.warm(model, batches[0])
+        latencies: list[float] = []
+        overhead: list[float] = []
+
+        def body() -> list[TaskResult]:
+            done: list[TaskResult] = []
+            for i, x in enumerate(batches):
+                tid = f"{i:04d}"
+                if config == MONOLITHIC:
+                    res = self.run_on(self.mono, model, x, tid)
+                    latencies.append(res.latency_ms)
+                    done.append(res)
+                elif config == AMP4EC:
+                    lat, stages = self.run_pipeline(model, x, tid)
+                    latencies.append(lat)
+                    done.extend(stages)
+                else:
+                    res = self.run_scheduled(_scheduler_of(config), model, x, tid, overhead)
+                    latencies.append(res.latency_ms)
+                    done.append(res)
+            return done
+
+        acc, wall_s, results = self.measured(run_id, model, body)
+        reading = acc.attribution.host
+        return RunRecord(
+            model=model,
+            config=config,
+            repeat=repeat,
+            n_tasks=len(batches),
+            latency_ms=math.fsum(latencies) / len(latencies),
+            wall_s=wall_s,
+            throughput_rps=len(batches) / wall_s,
+            node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
+            cpu_energy_kwh=acc.component_kwh("cpu"),
+            gpu_energy_kwh=acc.component_kwh("gpu"),
+            ram_energy_kwh=acc.component_kwh("ram"),
+            idle_energy_kwh=acc.attribution.idle.energy_kwh,
+            other_energy_kwh=acc.attribution.other.energy_kwh,
+            host_energy_kwh=reading.energy_kwh,
+            carbon_g=acc.carbon_g,
+            usage_pct=_usage(results, self.spec.names),
+            overhead_us=tuple(overhead),
+            energy_method=reading.method_label,
+            attribution=self.params.attribution,
+            run_id=run_id,
+        )
+
+    def run_sweep_point(self, policy: str, w_c: float, model: str, batches: Batches) -> SweepRecord:
+        weights = MODES["performance"].with_carbon(w_c)
+        scheduler = Scheduler(policy, weights)
+        run_id = f"sweep/{model}/{policy}/wc{w_c:.3f}"
+        self.warm(model, batches[0])
+        static = scheduler.select(Task("static"), self.states()).node
+        latencies: list[float] = []
+        overhead: list[float] = []
+
+        def body() -> list[TaskResult]:
+            done = []
+            for i, x in enumerate(batches):
+                res = self.run_scheduled(scheduler, model, x, f"{i:04d}", overhead)
+                latencies.append(res.latency_ms)
+                done.append(res)
+            return done
+
+        acc, _, results = self.measured(run_id, model, body)
+        return SweepRecord(
+            policy=policy,
+            w_c=w_c,
+            weights=weights.as_tuple(),
+            model=model,
+            n_tasks=len(batches),
+            static_node=static,
+            usage_pct=_usage(results, self.spec.names),
+            latency_ms=math.fsum(latencies) / len(latencies),
+            carbon_g=acc.carbon_g,
+            energy_kwh=sum(e.energy_kwh for e in acc.node_energy.values()),
+        )
+
+
+def _slug(config: str) -> str:
+    return config.lower().replace(" (norm.)", "-norm").replace(" ", "-")
+
+
+def _scheduler_of(config: str) -> Scheduler:
+    for policy in CE_POLICIES:
+        for mode in CE_MODES:
+            if ce_label(mode, policy) == config:
+                return Scheduler(policy, MODES[mode])
+    raise ExperimentError(f"unknown configuration {config!r}")
+
+
+def _usage(results: Sequence[TaskResult], nodes: Sequence[str]) -> dict[str, float]:
+    counts = dict.fromkeys(nodes, 0)
+    for r in results:
+        counts[r.node] = counts.get(r.node, 0) + 1
+    total = sum(counts.values())
+    return {n: 100.0 * c / total if total else 0.0 for n, c in counts.items()}
+
+
+def sweep_values(points: int) -> list[float]:
+    """wC values of the sweep: ``linspace(0, 1, points)`` (none when points is 0)."""
+    return [k / (points - 1) for k in range(points)] if points >= 2 else []
+
+
+def run_experiment(
+    params: ExperimentParams,
+    *,
+    fleet: FleetBackend | None = None,
+    meter_factory: Callable[[], EnergyMeter] | None = None,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run the whole reproduction and return what it measured (no files are written).
+
+    ``fleet``: a started fleet backend to use (None: a :class:`~carbonedge.fleet.LocalFleet` of
+    ``params.fleet_file`` is started here and stopped at the end). ``meter_factory``: makes the
+    energy meter (None: the one ``params.meter`` names); it is called once and the meter is
+    reused for every window. ``progress``: show a tqdm bar over the runs (stderr).
+    """
+    from tqdm import tqdm
+
+    from carbonedge.data import load_images
+    from carbonedge.fleet import LocalFleet, load_fleet
+    from carbonedge.models import describe_model
+
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    images = load_images(
+        Path(params.images_dir) if params.images_dir else None, params.n_images, params.seed
+    )
+    batches = [images.tensors[i : i + 1] for i in range(len(images))]
+    infos = {m: describe_model(m, seed=params.seed) for m in params.models}
+    own = fleet is None
+    if fleet is None:
+        fleet = LocalFleet(load_fleet(params.fleet_file))
+        fleet.start()
+    try:
+        meter = (meter_factory or default_meter_factory(params))()
+        ctx = _Ctx(params, fleet, meter)
+        plans: dict[str, str] = {}
+        for model in params.models:
+            ctx.keys[model] = fleet.deploy(
+                ModelRef(model, seed=params.seed), ctx.spec.names, params.runtime
+            )
+            try:
+                ctx.pipelines[model], plans[model] = amp4ec_pipeline(fleet, model, params)
+            except (CarbonEdgeError, ValueError) as exc:
+                raise ExperimentError(f"AMP4EC: cannot partition {model!r}: {exc}") from exc
+        sweep_model = params.resolved_sweep_model
+        if sweep_model not in ctx.keys:
+            ctx.keys[sweep_model] = fleet.deploy(
+                ModelRef(sweep_model, seed=params.seed), ctx.spec.names, params.runtime
+            )
+        configs = config_labels()
+        wcs = sweep_values(params.sweep_points)
+        total = len(params.models) * len(configs) * params.repeats + len(CE_POLICIES) * len(wcs)
+        runs: list[RunRecord] = []
+        sweep: list[SweepRecord] = []
+        with tqdm(total=total, desc="reproduce", unit="run", disable=not progress) as bar:
+            for model in params.models:
+                for repeat in range(params.repeats):
+                    for config in configs:
+                        bar.set_postfix_str(f"{model} {config} r{repeat}")
+                        runs.append(ctx.run_config(model, config, repeat, batches))
+                        bar.update()
+            sweep_batches = [batches[i % len(batches)] for i in range(params.sweep_tasks)]
+            for policy in CE_POLICIES:
+                for w_c in wcs:
+                    bar.set_postfix_str(f"sweep {policy} wC={w_c:.2f}")
+                    sweep.append(ctx.run_sweep_point(policy, w_c, sweep_model, sweep_batches))
+                    bar.update()
+        env = _environment(params, ctx, fleet, images, infos, plans)
+    except FleetError as exc:
+        raise ExperimentError(f"the fleet failed during the reproduction: {exc}") from exc
+    finally:
+        if own:
+            fleet.stop()
+    return ExperimentResult(
+        params=params,
+        env=env,
+        runs=tuple(runs),
+        sweep=tuple(sweep),
+        ledger_rows=tuple(ctx.rows),
+        started_at=started.isoformat(),
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+def _environment(
+    params: ExperimentParams,
+    ctx: _Ctx,
+    fleet: FleetBackend,
+    images: Any,
+    infos: dict[str, Any],
+    plans: dict[str, str],
+) -> Environment:
+    method = ctx.methods[0] if ctx.methods else {}
+    labels = sorted(
+        {" ".join(f"{c}={m.get(c, 'none')}" for c in ("cpu", "gpu", "ram")) for m in ctx.methods}
+    )
+    weights = "; ".join(sorted({i.weights_source for i in infos.values()}))
+    if "random" in weights:
+        weights += " — latency and energy are valid, predictions are not"
+    img_text = f"{len(images)} images from {images.source}, seed {params.seed}"
+    if images.notes:
+        img_text += " (" + " ".join(images.notes) + ")"
+    runtime = params.runtime + (
+        " (PyTorch eager, the paper's)" if params.runtime == "torch" else " (ONNX Runtime, ours)"
+    )
+    att = {
+        "cputime": "cputime (Kepler's: active CPU energy by the nodes' share of the host's busy "
+        "CPU seconds; idle baseline and other processes kept apart; RAM/GPU by the same shares)",
+        "quota": "quota (the paper's IV.A.1: host energy split by the nodes' CPU-quota shares)",
+    }[params.attribution]
+    return Environment(
+        energy_method="; ".join(labels),
+        energy_method_text=describe_method(method),
+        meter=params.meter,
+        attribution=att,
+        enforcement=enforcement_text(fleet),
+        runtime=runtime,
+        weights=weights,
+        images=img_text,
+        machine=machine_text(),
+        fleet=ctx.spec.source,
+        nodes=tuple(
+            (n.name, n.cpu_quota, n.memory_mb, ctx.intensities[n.name].g_per_kwh, n.pue)
+            for n in ctx.spec.nodes
+        ),
+        mono_node=ctx.mono,
+        amp4ec_plan=plans,
+        notes=tuple(
+            [f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}"]
+            + [f"{len(ctx.rows)} ledger rows"]
+        ),
+    )
