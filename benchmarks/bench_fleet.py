@@ -16,6 +16,7 @@ Everything is measured in this one run, side by side; nothing is hard-coded.
 from __future__ import annotations
 
 import argparse
+import queue
 import statistics
 import time
 from concurrent.futures import Future
@@ -62,17 +63,24 @@ def _saturate(fleet: LocalFleet, key: str, x: np.ndarray, seconds: float) -> dic
     """Keep two tasks in flight on every node for ``seconds``; count completions per node."""
     done = dict.fromkeys(fleet.spec.names, 0)
     cpu = dict.fromkeys(fleet.spec.names, 0.0)
+    results: queue.SimpleQueue[Future[TaskResult]] = queue.SimpleQueue()
+
+    def submit(name: str) -> None:
+        fleet.submit(name, key, x).add_done_callback(results.put)
+
     end = time.perf_counter() + seconds
-    inflight: list[Future[TaskResult]] = []
     for name in fleet.spec.names:
-        inflight += [fleet.submit(name, key, x) for _ in range(2)]
-    while inflight:
-        fut = inflight.pop(0)
-        r = fut.result()
-        if r.finished_at <= time.time() and time.perf_counter() < end:
+        for _ in range(2):
+            submit(name)
+    pending = 2 * len(fleet.spec.names)
+    while pending:
+        r = results.get().result()
+        pending -= 1
+        if time.perf_counter() < end:
             done[r.node] += 1
             cpu[r.node] += r.cpu_s
-            inflight.append(fleet.submit(r.node, key, x))
+            submit(r.node)
+            pending += 1
     for name in done:
         print(f"    {name}: {done[name]} tasks, {cpu[name] / seconds:.3f} CPU s per s")
     return done

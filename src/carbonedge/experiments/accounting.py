@@ -116,7 +116,7 @@ class Accounted:
         return sum(self.node_carbon_g.values())
 
     def component_kwh(self, component: str) -> float:
-        return sum(getattr(e, f"{component}_energy_kwh") for e in self.node_energy.values())
+        return float(sum(getattr(e, f"{component}_energy_kwh") for e in self.node_energy.values()))
 
 
 def account(

@@ -42,7 +42,7 @@ from carbonedge.experiments.setup import (
     running_power_states,
 )
 from carbonedge.fleet import FleetBackend, FleetError, ModelRef, NodeDownError, Pipeline, TaskResult
-from carbonedge.scheduling import MODES, Scheduler, Task, Weights
+from carbonedge.scheduling import MODES, Scheduler, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -379,8 +379,8 @@ def _environment(
         ),
         mono_node=ctx.mono,
         amp4ec_plan=plans,
-        notes=tuple(
-            [f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}"]
-            + [f"{len(ctx.rows)} ledger rows"]
+        notes=(
+            f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}",
+            f"{len(ctx.rows)} ledger rows",
         ),
     )

@@ -1,0 +1,215 @@
+"""The results folder: every table and figure as files, the ledger, report.md, reuse.
+
+``<out>/<digest of the parameters>/`` holds ``params.json`` (written first) and
+``complete.json`` (written last). A folder with ``complete.json`` is reused unless
+``overwrite``; a folder without it (an interrupted run) is recomputed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from carbonedge.carbon import EmissionsLedger, EnergyMeter
+from carbonedge.errors import ConfigError
+from carbonedge.experiments.params import ExperimentParams
+from carbonedge.experiments.plots import fig2, fig3
+from carbonedge.experiments.records import (
+    ConfigSummary,
+    ExperimentResult,
+    RunRecord,
+    summaries,
+)
+from carbonedge.experiments.report import headline, headline_text, write_report
+from carbonedge.experiments.tables import (
+    overhead_table,
+    primary_model,
+    render_ii,
+    render_iv,
+    render_overhead,
+    render_sweep,
+    render_v,
+    sweep_rows,
+    table_ii,
+    table_iv,
+    table_v,
+)
+from carbonedge.fleet import FleetBackend
+
+MARKER = "complete.json"
+PARAMS = "params.json"
+TABLES_TXT = "tables.txt"
+FIG2 = "fig2_latency_vs_carbon.png"
+FIG3 = "fig3_weight_sweep.png"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """JSON with NaN/inf as null (strict JSON)."""
+    path.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """CSV with the union of the rows' keys as header, in first-seen order."""
+    header: list[str] = []
+    for r in rows:
+        header += [k for k in r if k not in header]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: "" if v is None else v for k, v in _clean(dict(r)).items()})
+
+
+def _flat_run(run: RunRecord) -> dict[str, Any]:
+    data = run.to_dict()
+    overhead = data.pop("overhead_us")
+    for key in ("node_energy_kwh", "usage_pct"):
+        for node, value in data.pop(key).items():
+            data[f"{node}_{key}"] = value
+    data["decisions"] = len(overhead)
+    return data
+
+
+def terminal_text(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str:
+    """Tables II, IV, V, overhead, sweep and the headline, as printed in the terminal."""
+    model = primary_model(result)
+    nodes = result.node_names
+    parts = [
+        f"Table II ({model}; 95% CI over {result.params.repeats} repeat(s); paper beside)",
+        render_ii(table_ii(result, sums)),
+        "",
+        "Table IV (all models)",
+        render_iv(table_iv(result, sums)),
+        "",
+        f"Table V (node usage, % of tasks, {model})",
+        render_v(table_v(result, sums, model), nodes),
+        "",
+        "Scheduling overhead per decision",
+        render_overhead(overhead_table(result, sums)),
+        "",
+        "Weight sweep (Fig. 3)",
+        render_sweep(sweep_rows(result), nodes),
+        "",
+        f"Energy: {result.env.energy_method_text}",
+        f"Attribution: {result.params.attribution}; enforcement: {result.env.enforcement}",
+        "",
+        *(line.replace("**", "") for line in headline_text(headline(result, sums))),
+    ]
+    return "\n".join(parts)
+
+
+def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
+    """Write every output of ``result`` into ``folder`` (created); ``complete.json`` last."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / PARAMS, result.params.to_dict())
+    sums = summaries(result)
+    tables = {
+        "table2": table_ii(result, sums),
+        "table4": table_iv(result, sums),
+        "table5": table_v(result, sums),
+        "overhead": overhead_table(result, sums),
+        "sweep": sweep_rows(result),
+        "runs": [_flat_run(r) for r in result.runs],
+    }
+    for name, rows in tables.items():
+        write_csv(out / f"{name}.csv", rows)
+        write_json(out / f"{name}.json", rows)
+    write_json(out / "summaries.json", [s.to_dict() for s in sums])
+    write_json(
+        out / "result.json",
+        {
+            "params": result.params.to_dict(),
+            "environment": result.env.to_dict(),
+            "started_at": result.started_at,
+            "wall_s": result.wall_s,
+            "runs": [r.to_dict() for r in result.runs],
+            "sweep": [p.to_dict() for p in result.sweep],
+        },
+    )
+    _write_ledger(result, out)
+    fig2(tables["table2"], primary_model(result), out / FIG2)
+    fig3(tables["sweep"], result.node_names, out / FIG3)
+    (out / "report.md").write_text(write_report(result, sums), encoding="utf-8")
+    (out / TABLES_TXT).write_text(terminal_text(result, sums) + "\n", encoding="utf-8")
+    write_json(
+        out / MARKER,
+        {
+            "finished_at": datetime.now(UTC).isoformat(),
+            "digest": result.params.digest(),
+            "wall_s": result.wall_s,
+        },
+    )
+    return out
+
+
+def _write_ledger(result: ExperimentResult, out: Path) -> None:
+    for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "emissions.csv"):
+        (out / name).unlink(missing_ok=True)
+    ledger = EmissionsLedger(out / "ledger.sqlite", batch_size=1000)
+    try:
+        run_ids: list[str] = []
+        for row in result.ledger_rows:
+            ledger.append(row)
+            if row.run_id not in run_ids:
+                run_ids.append(row.run_id)
+        ledger.flush()
+        ledger.export_csv(out / "ledger.csv")
+        for run_id in run_ids:
+            ledger.write_run_summary(out / "emissions.csv", run_id)
+    finally:
+        ledger.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`reproduce` did: the folder, whether it was reused, the printed text."""
+
+    folder: Path
+    reused: bool
+    text: str
+    result: ExperimentResult | None = None
+
+
+def reproduce(
+    params: ExperimentParams,
+    out: str | Path = "results",
+    *,
+    overwrite: bool = False,
+    fleet: FleetBackend | None = None,
+    meter_factory: Callable[[], EnergyMeter] | None = None,
+    progress: bool = True,
+) -> Outcome:
+    """Run (or reuse) the reproduction of ``params`` in ``<out>/<digest>/`` and write outputs."""
+    from carbonedge.experiments.runner import run_experiment
+
+    folder = params.folder(out)
+    if (folder / MARKER).exists() and not overwrite:
+        text = (folder / TABLES_TXT).read_text(encoding="utf-8")
+        return Outcome(folder, True, text)
+    if folder.exists():
+        if not (folder / PARAMS).exists():
+            raise ConfigError(f"{folder}: exists and is not a results folder (no {PARAMS})")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_json(folder / PARAMS, params.to_dict())
+    result = run_experiment(params, fleet=fleet, meter_factory=meter_factory, progress=progress)
+    write_outputs(result, folder)
+    return Outcome(folder, False, (folder / TABLES_TXT).read_text(encoding="utf-8"), result)
