@@ -23,11 +23,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "carbon, and write tables, figures, the ledger and report.md into "
         "OUT/<hash of the parameters>/. A finished folder is reused unless --overwrite.",
     )
-    p.add_argument("--quick", action="store_true", help="10 images, 1 repeat, 6 sweep points")
+    p.add_argument(
+        "--quick", action="store_true", help="10 images, 2 repeats, 6 sweep points of 5 tasks"
+    )
     p.add_argument("--models", help="comma-separated model names (default: the paper's three)")
     p.add_argument("--images", metavar="DIR", help="image folder (default: skimage photographs)")
     p.add_argument("--n", type=int, metavar="N", help="images per run (default 50; quick 10)")
-    p.add_argument("--repeats", type=int, metavar="R", help="repeats (default 3; quick 1)")
+    p.add_argument("--repeats", type=int, metavar="R", help="repeats (default 3; quick 2)")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
     p.add_argument("--attribution", choices=("cputime", "quota"), default="cputime")
     p.add_argument("--fleet", metavar="FILE", help="fleet TOML (default: the paper's 3 nodes)")

@@ -76,6 +76,20 @@ class Meter:
                 out[name] = 0.0
         return out
 
+    def calibrate_idle(self, duration_s: float) -> float:
+        """Idle CPU power baseline (W): the lowest CPU power sample of a window of
+        ``duration_s`` seconds with the fleet idle, or its mean power without samples.
+
+        Measured once per reproduction and used for every ``cputime`` window, so that a run
+        shorter than the meter's sampling interval (one sample) does not count all of its CPU
+        energy as idle.
+        """
+        self._meter.start()
+        time.sleep(duration_s)
+        reading = self._meter.stop()
+        powers = [s.cpu_w for s in reading.samples if s.t_s > 0]
+        return min(powers) if powers else reading.mean_power_w("cpu")
+
     def measure(self, body: Callable[[], Sequence[TaskResult]]) -> tuple[Window, Any]:
         """Run ``body`` inside one meter window; returns the window and what ``body`` returned.
 
@@ -126,6 +140,7 @@ def account(
     intensities: Mapping[str, IntensityReading],
     method: str,
     *,
+    idle_cpu_power_w: float | None,
     run_id: str,
     model: str,
     runtime: str,
@@ -137,6 +152,7 @@ def account(
         window.cpu_s_by_node,
         quotas,
         method,  # type: ignore[arg-type]
+        idle_cpu_power_w=idle_cpu_power_w,
         host_cpu_s=window.host_cpu_s if method == "cputime" else None,
     )
     pue = {n.name: n.pue for n in spec.nodes}

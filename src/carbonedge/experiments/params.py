@@ -119,10 +119,10 @@ class ExperimentParams:
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentParams:
-        """The ``--quick`` preset: 10 images, 1 repeat, 6 sweep points of 5 tasks."""
+        """The ``--quick`` preset: 10 images, 2 repeats, 6 sweep points of 5 tasks."""
         base: dict[str, Any] = {
             "n_images": 10,
-            "repeats": 1,
+            "repeats": 2,
             "sweep_points": 6,
             "sweep_tasks": 5,
         }

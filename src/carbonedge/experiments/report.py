@@ -133,7 +133,7 @@ def headline_text(h: Headline) -> list[str]:
         f"- **CE-Green carbon reduction vs Monolithic ({h.model}, Monolithic on {h.mono_node})**: "
         f"{red.mean:+.1f}%{ci} measured; paper {paper.GREEN_REDUCTION_PCT:+.1f}%; bound set by "
         f"the intensities alone {h.bound_pct:.1f}% (1 - I({h.green_node}) / I({h.mono_node})). "
-        f"We are {gap:.1f} points from the bound. Why: {why}",
+        f"We are {abs(gap):.1f} points {'below' if gap >= 0 else 'above'} the bound. Why: {why}",
         f"- **Carbon efficiency**: CE-Green {h.inf_per_g_green:,.0f} vs Monolithic "
         f"{h.inf_per_g_mono:,.0f} inferences per gCO2 "
         f"({_ratio(h.inf_per_g_green, h.inf_per_g_mono):.2f}x); paper "

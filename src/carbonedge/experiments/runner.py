@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 TASK_TIMEOUT_S = 120.0
 NO_NODE_TIMEOUT_S = 30.0
+#: Length of the idle calibration window (s): a few of CodeCarbon's 1 s samples.
+IDLE_WINDOW_S = 3.0
 
 
 class ExperimentError(CarbonEdgeError):
@@ -72,6 +74,7 @@ class _Ctx:
         self.pipelines: dict[str, Pipeline] = {}
         self.rows: list[Any] = []
         self.methods: list[dict[str, str]] = []
+        self.idle_cpu_power_w: float | None = None
 
     def states(self) -> list[Any]:
         states = self.fleet.node_states()
@@ -140,6 +143,7 @@ class _Ctx:
             self.spec,
             self.intensities,
             self.params.attribution,
+            idle_cpu_power_w=self.idle_cpu_power_w,
             run_id=run_id,
             model=model,
             runtime=self.params.runtime,
@@ -296,6 +300,8 @@ def run_experiment(
                 ctx.pipelines[model], plans[model] = amp4ec_pipeline(fleet, model, params)
             except (CarbonEdgeError, ValueError) as exc:
                 raise ExperimentError(f"AMP4EC: cannot partition {model!r}: {exc}") from exc
+        # One idle window (fleet idle): the CPU idle baseline of every cputime window.
+        ctx.idle_cpu_power_w = ctx.meter.calibrate_idle(IDLE_WINDOW_S)
         sweep_model = params.resolved_sweep_model
         if sweep_model not in ctx.keys:
             ctx.keys[sweep_model] = fleet.deploy(
@@ -381,6 +387,8 @@ def _environment(
         amp4ec_plan=plans,
         notes=(
             f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}",
+            f"CPU idle baseline (cputime): {ctx.idle_cpu_power_w:.3f} W, the lowest CPU power "
+            f"sample of a {IDLE_WINDOW_S:.0f} s window with the fleet idle before the runs",
             f"{len(ctx.rows)} ledger rows",
         ),
     )

@@ -1,0 +1,129 @@
+"""A tiny reproduction end to end on the real local fleet (real processes, real models).
+
+The meter is the FakeMeter (deterministic power, no CodeCarbon start-up); everything else is
+real: the fleet's node processes with their CPU quotas, the models, the scheduler, the
+partitioner's AMP4EC pipeline, the attribution and the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from carbonedge.experiments import ExperimentParams, config_labels, reproduce
+from carbonedge.experiments.outputs import FIG2, FIG3, MARKER
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExperimentParams, Path, Path]:
+    import torch
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("results")
+    params = ExperimentParams(
+        models=("mobilenetv4_conv_small",),
+        n_images=3,
+        repeats=1,
+        sweep_points=2,
+        sweep_tasks=2,
+        warmup_tasks=1,
+        meter="fake",
+    )
+    outcome = reproduce(params, out, progress=False)
+    assert not outcome.reused
+    return params, out, outcome.folder
+
+
+def test_folder_has_every_output(tiny: tuple[ExperimentParams, Path, Path]) -> None:
+    params, _, folder = tiny
+    assert folder.name == params.digest()
+    for name in (
+        "params.json", "result.json", "report.md", "tables.txt", "ledger.sqlite", "ledger.csv",
+        "emissions.csv", MARKER, FIG2, FIG3,
+        *(f"{t}.{ext}" for t in ("table2", "table4", "table5", "overhead", "sweep", "runs")
+          for ext in ("csv", "json")),
+    ):  # fmt: skip
+        assert (folder / name).is_file(), name
+    for fig in (FIG2, FIG3):
+        data = (folder / fig).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000
+    assert json.loads((folder / "params.json").read_text())["n_images"] == 3
+
+
+def test_runs_are_internally_consistent(tiny: tuple[ExperimentParams, Path, Path]) -> None:
+    _, _, folder = tiny
+    result = json.loads((folder / "result.json").read_text())
+    runs = result["runs"]
+    assert {r["config"] for r in runs} == set(config_labels())
+    intensity = {n["name"]: n["intensity_g_per_kwh"] for n in result["environment"]["nodes"]}
+    pue = {n["name"]: n["pue"] for n in result["environment"]["nodes"]}
+    for r in runs:
+        assert sum(r["usage_pct"].values()) == pytest.approx(100.0)
+        # Eq. 2 per node, summed: carbon = sum E_node x I_node x PUE_node.
+        expected = sum(e * intensity[n] * pue[n] for n, e in r["node_energy_kwh"].items())
+        assert r["carbon_g"] == pytest.approx(expected, rel=1e-9)
+        assert r["gco2_per_inf"] == pytest.approx(r["carbon_g"] / r["n_tasks"])
+        assert r["energy_kwh"] <= r["host_energy_kwh"] * (1 + 1e-9)
+        assert r["latency_ms"] > 0 and r["throughput_rps"] > 0
+        scheduled = r["config"].startswith("CE-")
+        assert (len(r["overhead_us"]) >= r["n_tasks"]) == scheduled
+    mono = next(r for r in runs if r["config"] == "Monolithic")
+    assert mono["usage_pct"]["node-medium"] == 100.0
+    amp = next(r for r in runs if r["config"] == "AMP4EC")
+    assert all(v == pytest.approx(100 / 3) for v in amp["usage_pct"].values())
+
+
+def test_ledger_rows_follow_eq2_and_sum_to_runs(tiny: tuple[ExperimentParams, Path, Path]) -> None:
+    _, _, folder = tiny
+    db = sqlite3.connect(folder / "ledger.sqlite")
+    rows = db.execute(
+        "SELECT run_id, node, cpu_energy_kwh + gpu_energy_kwh + ram_energy_kwh, "
+        "intensity_g_per_kwh, pue, gco2, energy_method, attribution_method FROM tasks"
+    ).fetchall()
+    db.close()
+    assert rows
+    by_run: dict[str, float] = defaultdict(float)
+    for run_id, _node, e, i, p, g, method, att in rows:
+        assert g == pytest.approx(e * i * p, rel=1e-9, abs=1e-18)
+        assert method == "cpu=fake gpu=fake ram=fake" and att == "cputime"
+        by_run[run_id] += g
+    result = json.loads((folder / "result.json").read_text())
+    for r in result["runs"]:
+        # Nodes that ran tasks carry all the run's carbon except idle nodes' heartbeat CPU.
+        assert by_run[r["run_id"]] <= r["carbon_g"] * (1 + 1e-9)
+        assert by_run[r["run_id"]] >= 0.9 * r["carbon_g"]
+    with (folder / "ledger.csv").open() as f:
+        assert sum(1 for _ in csv.DictReader(f)) == len(rows)
+
+
+def test_report_names_methods_and_paper_numbers(tiny: tuple[ExperimentParams, Path, Path]) -> None:
+    _, _, folder = tiny
+    text = (folder / "report.md").read_text()
+    for needle in ("FAKE", "cputime", "cgroup", "random (seed 0)", "skimage", "22.9", "28.3"):
+        assert needle in text, needle
+
+
+def test_second_run_reuses_and_overwrite_recomputes(
+    tiny: tuple[ExperimentParams, Path, Path],
+) -> None:
+    params, out, folder = tiny
+    stamp = (folder / MARKER).read_text()
+
+    def boom() -> object:
+        raise AssertionError("a reused folder must not measure again")
+
+    again = reproduce(params, out, meter_factory=boom, progress=False)  # type: ignore[arg-type]
+    assert again.reused and again.folder == folder and "Table II" in again.text
+    assert (folder / MARKER).read_text() == stamp
+    fresh = reproduce(params, out, overwrite=True, progress=False)
+    assert not fresh.reused and fresh.result is not None
+    assert (folder / MARKER).read_text() != stamp
