@@ -39,6 +39,26 @@ def test_cputime_splits_active_cpu_and_reports_idle_apart() -> None:
     assert a.residual_kwh() == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("ram_method", ["constant", "paper-ram-model"])
+def test_cputime_reports_constant_ram_power_as_static(ram_method: str) -> None:
+    # A constant RAM power is drawn whether tasks run or not: it is static, not a node's work.
+    r = reading()
+    static = EnergyReading(
+        duration_s=r.duration_s,
+        cpu_energy_kwh=r.cpu_energy_kwh,
+        gpu_energy_kwh=r.gpu_energy_kwh,
+        ram_energy_kwh=r.ram_energy_kwh,
+        method={"cpu": "cpu-load-model", "gpu": "nvml", "ram": ram_method},
+        samples=r.samples,
+    )
+    a = attribute(static, {"high": 3.0, "green": 1.0}, idle_cpu_power_w=1000.0)
+    assert a.idle.ram_energy_kwh == pytest.approx(4.0)
+    assert a.by_node["high"].ram_energy_kwh == 0.0
+    assert a.by_node["high"].cpu_energy_kwh == pytest.approx(6.75)
+    assert a.by_node["green"].gpu_energy_kwh == pytest.approx(0.5)  # measured GPU still splits
+    assert a.residual_kwh() == pytest.approx(0.0, abs=1e-12)
+
+
 def test_cputime_default_idle_is_lowest_cpu_sample() -> None:
     a = attribute(reading(), {"n": 1.0})
     assert a.idle.cpu_energy_kwh == pytest.approx(1.0)  # 1000 W (lowest sample) x 1 h

@@ -102,3 +102,38 @@ def test_measured_power_needs_no_profile(tmp_path: Path) -> None:
     text = GOOD.replace("idle_w = 1\nmax_w = 8\n", 'power = "measured"\n')
     node = load_fleet(_write(tmp_path, text)).nodes[0]
     assert node.power.kind == "measured"
+
+
+def test_load_is_windowed_utilisation_or_occupancy() -> None:
+    from carbonedge.fleet.spec import load_fleet
+    from carbonedge.fleet.telemetry import NodeTelemetry
+
+    spec = load_fleet(None).nodes[2]  # node-green, 0.4 cores
+    windowed = NodeTelemetry(spec, window_s=1.0)
+    windowed.submitted()
+    windowed.finished(now_s=10.0, cpu_s=0.2, exec_ms=500.0, latency_ms=501.0)
+    assert windowed.load(10.5) == pytest.approx(0.2 / (1.0 * 0.4))
+    assert windowed.load(11.5) == 0.0  # the task left the window
+
+    occupancy = NodeTelemetry(spec, window_s=0.0)
+    assert occupancy.load(10.0) == 0.0
+    occupancy.submitted()
+    assert occupancy.load(10.0) == 1.0  # busy now
+    occupancy.finished(now_s=10.0, cpu_s=0.2, exec_ms=500.0, latency_ms=501.0)
+    assert occupancy.load(10.0) == 0.0  # idle at the next decision, however recent the task
+
+
+def test_average_execution_time_is_kept_per_model() -> None:
+    from carbonedge.fleet.spec import load_fleet
+    from carbonedge.fleet.telemetry import NodeTelemetry
+
+    t = NodeTelemetry(load_fleet(None).nodes[0], window_s=0.0)
+    for _ in range(3):
+        t.submitted()
+        t.finished(now_s=1.0, cpu_s=0.03, exec_ms=30.0, latency_ms=31.0, model_key="whole")
+    t.submitted()
+    t.finished(now_s=2.0, cpu_s=0.002, exec_ms=2.0, latency_ms=3.0, model_key="segment")
+    assert t.state(2.0, "whole").avg_time_s == pytest.approx(0.030)
+    assert t.state(2.0, "segment").avg_time_s == pytest.approx(0.002)
+    assert t.state(2.0, "never-run").avg_time_s == t.state(2.0).avg_time_s  # node-wide EMA
+    assert t.state(2.0).avg_time_s < 0.030  # the segment pulled the node-wide average down

@@ -1,11 +1,13 @@
 """Attribution of host energy to the simulated edge nodes that share the host.
 
 The paper (Section IV.A.1) apportions host energy by Docker CPU-quota shares: method ``quota``.
-The default, ``cputime``, follows Kepler: the host's *active* CPU energy (measured CPU energy
-minus an idle baseline over the window) is split by each node's share of the CPU seconds its
-processes used (psutil); the idle baseline is reported apart, not hidden in a node. GPU and RAM
-energy have no per-process signal here (RAM power is a constant in every CodeCarbon mode), so
-they follow the same CPU-time shares.
+The default, ``cputime``, follows Kepler: the host's *active* energy is split by each node's
+share of the CPU seconds its processes used (psutil); the *static* energy is reported apart,
+not hidden in a node. Static means: the CPU idle baseline over the window, and the whole RAM
+energy when RAM power is a constant (CodeCarbon's ``constant`` guess or the paper's 0.375 W/GB
+model): a constant is drawn whether or not a task runs, so charging it by CPU time would bill a
+slow node for the wall time it was busy rather than for the work it did. GPU energy (and RAM
+energy from a real measurement) has no per-process signal here and follows the CPU-time shares.
 
 Reconciliation: ``sum(nodes) + idle + other == host`` for every component, exactly up to
 floating point; :meth:`Attribution.residual_kwh` reports the difference.
@@ -24,6 +26,8 @@ from carbonedge.carbon.errors import AttributionError
 
 AttributionMethod = Literal["cputime", "quota"]
 ATTRIBUTION_METHODS: tuple[str, ...] = ("cputime", "quota")
+# Energy methods whose power does not depend on the work done (see the module docstring).
+STATIC_POWER_METHODS = frozenset({"constant", "paper-ram-model"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class ComponentEnergy:
 class Attribution:
     """Host energy split among nodes, in kWh per component.
 
-    ``idle`` is the CPU idle baseline over the window (``cputime`` only); ``other`` is active
+    ``idle`` is the static energy over the window (``cputime`` only): the CPU idle baseline and
+    RAM energy from a constant power model; ``other`` is active
     energy of host processes outside the nodes (only when ``host_cpu_s`` was given). Per-task
     energy uses ``kwh_per_cpu_s``: a node's energy per CPU-second its processes used.
     """
@@ -142,8 +147,12 @@ def attribute(
     if not math.isfinite(idle_cpu_power_w) or idle_cpu_power_w < 0:
         raise AttributionError(f"idle_cpu_power_w must be >= 0, got {idle_cpu_power_w}")
     idle_cpu_kwh = min(energy_kwh(idle_cpu_power_w, reading.duration_s), reading.cpu_energy_kwh)
+    static_ram = reading.method.get("ram") in STATIC_POWER_METHODS
+    static_ram_kwh = reading.ram_energy_kwh if static_ram else 0.0
     active = ComponentEnergy(
-        reading.cpu_energy_kwh - idle_cpu_kwh, reading.gpu_energy_kwh, reading.ram_energy_kwh
+        reading.cpu_energy_kwh - idle_cpu_kwh,
+        reading.gpu_energy_kwh,
+        reading.ram_energy_kwh - static_ram_kwh,
     )
     nodes_cpu_s = sum(cpu_s_by_node.values())
     denominator = nodes_cpu_s if host_cpu_s is None else max(host_cpu_s, nodes_cpu_s)
@@ -157,7 +166,7 @@ def attribute(
         active.gpu_energy_kwh - sum(e.gpu_energy_kwh for e in by_node.values()),
         active.ram_energy_kwh - sum(e.ram_energy_kwh for e in by_node.values()),
     )
-    idle = ComponentEnergy(cpu_energy_kwh=idle_cpu_kwh)
+    idle = ComponentEnergy(cpu_energy_kwh=idle_cpu_kwh, ram_energy_kwh=static_ram_kwh)
     return Attribution(
         "cputime", by_node, idle, other, reading, shares, _rates(by_node, cpu_s_by_node)
     )

@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default="running",
         help="P_node of Eq. 4 given to the scheduler (default: power while running)",
     )
+    p.add_argument(
+        "--load-window",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="load signal of Algorithm 1: 0 = occupancy at decision time (default), "
+        "S > 0 = quota utilisation over the last S seconds",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_reproduce)
 
@@ -65,6 +73,7 @@ def params_from_args(args: argparse.Namespace) -> Any:
         "images_dir": args.images,
         "mono_node": args.mono_node,
         "power_estimate": args.power_estimate,
+        "load_window_s": args.load_window,
     }
     if args.models:
         models = tuple(m.strip() for m in args.models.split(",") if m.strip())

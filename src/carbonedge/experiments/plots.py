@@ -50,9 +50,6 @@ def fig2(rows_ii: Sequence[Row], model: str, path: Path) -> None:
             capsize=3,
             label=r["configuration"],
         )
-        ax.annotate(
-            r["configuration"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8
-        )
     ax.set_xlabel("carbon efficiency (inferences per gCO2)")
     ax.set_ylabel("mean latency per inference (ms)")
     ax.set_title(f"ours, measured: {model}")

@@ -119,14 +119,20 @@ def headline_text(h: Headline) -> list[str]:
     """The headline sentences (Markdown bullets), shared by the report and the terminal."""
     red = h.green_reduction_pct
     gap = h.bound_pct - red.mean
+    ram = "" if math.isnan(h.ram_ratio) else f", RAM {h.ram_ratio:.2f}x"
     why = (
         f"CE-Green ran {h.green_share_pct:.0f}% of its tasks on {h.green_node}; its energy-"
         f"weighted intensity was {h.intensity_eff_green:.0f} g/kWh vs {h.intensity_mono:.0f} "
         f"for Monolithic, and its attributed energy per inference was {h.energy_ratio:.2f}x "
-        f"Monolithic's (CPU {h.cpu_ratio:.2f}x, RAM {h.ram_ratio:.2f}x). The bound assumes equal "
-        f"energy per inference on every node and 100% of tasks on {h.green_node}; RAM power is "
-        f"a constant charged by wall time, and a slower node (lower CPU quota) keeps the host "
-        f"busy longer per inference."
+        f"Monolithic's (CPU {h.cpu_ratio:.2f}x{ram}). The intensities alone give the "
+        f"{h.bound_pct:.1f}% figure only if every node spends the same energy per inference and "
+        f"CE-Green runs every task on {h.green_node}. Energy per inference differs because the "
+        f"attributed energy of a run is its share of the host's *active* power over that run's "
+        f"window: where CodeCarbon models the CPU from its load (no RAPL), power grows with the "
+        f"cube of host-wide load, so a run on a small-quota node, which keeps the host less "
+        f"busy, is modelled as cheaper per CPU-second; and windows about as short as the "
+        f"meter's sampling interval make single runs noisy (see the CIs). Static energy (idle "
+        f"CPU floor, constant RAM power) is reported apart, not in any node."
     )
     ci = f" ± {red.half_width:.1f}" if red.n > 1 else " (one repeat, no CI)"
     return [
@@ -172,6 +178,12 @@ def write_report(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str
         f"- **Images**: {env.images}; batch 1, closed loop, {params.warmup_tasks} warm-up "
         f"task(s) per node before each run (not measured).",
         f"- **Machine**: {env.machine}.",
+        "- **Load signal** (Algorithm 1's n.load): "
+        + (
+            "each node's occupancy at decision time (tasks in flight)."
+            if params.load_window_s == 0
+            else f"CPU utilisation of the node's quota over the last {params.load_window_s:g} s."
+        ),
         f"- **Fleet**: {env.fleet}; Monolithic on {env.mono_node}.",
         node_lines,
         f"- **Repeats**: {params.repeats}, {params.n_images} images each; 95% CI = Student t "

@@ -76,8 +76,8 @@ class _Ctx:
         self.methods: list[dict[str, str]] = []
         self.idle_cpu_power_w: float | None = None
 
-    def states(self) -> list[Any]:
-        states = self.fleet.node_states()
+    def states(self, model: str | None = None) -> list[Any]:
+        states = self.fleet.node_states(self.keys.get(model) if model is not None else None)
         if self.params.power_estimate == "running":
             return running_power_states(states, self.spec)
         return states
@@ -103,7 +103,7 @@ class _Ctx:
         waited = time.monotonic()
         for _attempt in range(3):
             while True:
-                states = self.states()
+                states = self.states(model)
                 task = Task(task_id)
                 t0 = time.perf_counter_ns()
                 decision = scheduler.select(task, states)
@@ -205,7 +205,7 @@ class _Ctx:
         scheduler = Scheduler(policy, weights)
         run_id = f"sweep/{model}/{policy}/wc{w_c:.3f}"
         self.warm(model, batches[0])
-        static = scheduler.select(Task("static"), self.states()).node
+        static = scheduler.select(Task("static"), self.states(model)).node
         latencies: list[float] = []
         overhead: list[float] = []
 
@@ -286,7 +286,7 @@ def run_experiment(
     infos = {m: describe_model(m, seed=params.seed) for m in params.models}
     own = fleet is None
     if fleet is None:
-        fleet = LocalFleet(load_fleet(params.fleet_file))
+        fleet = LocalFleet(load_fleet(params.fleet_file), load_window_s=params.load_window_s)
         fleet.start()
     try:
         meter = (meter_factory or default_meter_factory(params))()

@@ -172,8 +172,12 @@ class FleetBackend(Protocol):
         """Run ``model_key`` on ``batch`` on ``node``; fails with NodeDownError on a node fault."""
         ...
 
-    def node_states(self) -> list[NodeState]:
-        """Telemetry of the nodes that are up, for the scheduler (cheap: microseconds)."""
+    def node_states(self, model_key: str | None = None) -> list[NodeState]:
+        """Telemetry of the nodes that are up, for the scheduler (cheap: microseconds).
+
+        ``model_key``: the model the next task will run; ``avg_time_s`` is then that model's
+        average execution time on each node that has run it.
+        """
         ...
 
     def health(self) -> list[NodeHealth]:

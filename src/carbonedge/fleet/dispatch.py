@@ -97,7 +97,7 @@ class Dispatcher:
             while todo and len(in_flight) < self.max_in_flight:
                 task, attempt = todo[0]
                 t0 = time.perf_counter()
-                name = self.select(task, self.fleet.node_states())
+                name = self.select(task, self.fleet.node_states(task.model_key))
                 decide_s += time.perf_counter() - t0
                 decisions += 1
                 if name is None:

@@ -60,10 +60,10 @@ class _Pending:
 class _Node:
     """Parent-side handle of one node process (mutable; guarded by the fleet's lock)."""
 
-    def __init__(self, spec: NodeSpec, enforcement: Enforcement) -> None:
+    def __init__(self, spec: NodeSpec, enforcement: Enforcement, load_window_s: float) -> None:
         self.spec = spec
         self.enforcement: Enforcement = enforcement
-        self.telemetry = NodeTelemetry(spec)
+        self.telemetry = NodeTelemetry(spec, window_s=load_window_s)
         self.proc: BaseProcess | None = None
         self.conn: Connection | None = None
         self.cgroup: CpuQuotaGroup | None = None
@@ -86,6 +86,8 @@ class LocalFleet:
 
     ``enforcement``: ``"auto"`` (cgroup where writable, else dilation), ``"cgroup"`` (raise
     FleetError if not writable) or ``"dilation"``. ``restart``: restart a node after a fault.
+    ``load_window_s``: the telemetry's load signal, a sliding window in seconds, or 0 for the
+    node's occupancy at decision time (see :mod:`carbonedge.fleet.telemetry`).
     """
 
     def __init__(
@@ -98,8 +100,12 @@ class LocalFleet:
         hang_timeout_s: float = 5.0,
         task_timeout_s: float = 120.0,
         start_timeout_s: float = 120.0,
+        load_window_s: float = 5.0,
     ) -> None:
+        if not load_window_s >= 0:
+            raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
         self._spec = spec or load_fleet(None)
+        self._load_window_s = load_window_s
         self._choice = enforcement
         self._restart = restart
         self._heartbeat_s = heartbeat_s
@@ -132,7 +138,9 @@ class LocalFleet:
         atexit.register(self.stop)
         try:
             for spec in self._spec.nodes:
-                self._nodes[spec.name] = _Node(spec, self._pick_enforcement(spec))
+                self._nodes[spec.name] = _Node(
+                    spec, self._pick_enforcement(spec), self._load_window_s
+                )
             for node in self._nodes.values():
                 self._spawn(node)
             for node in self._nodes.values():
@@ -263,7 +271,7 @@ class LocalFleet:
             if p is None:  # already failed over (timeout): never record a task twice
                 return
             latency_ms = (now - p.submitted_perf) * 1000.0
-            node.telemetry.finished(time.monotonic(), cpu_s, exec_ms, latency_ms)
+            node.telemetry.finished(time.monotonic(), cpu_s, exec_ms, latency_ms, p.model_key)
         p.future.set_result(
             TaskResult(
                 task_id=p.task_id,
@@ -423,11 +431,12 @@ class LocalFleet:
 
     # -- telemetry -------------------------------------------------------------------------------
 
-    def node_states(self) -> list[NodeState]:
-        """Telemetry of nodes that are up (down nodes are left out, so no scheduler picks one)."""
+    def node_states(self, model_key: str | None = None) -> list[NodeState]:
+        """Telemetry of nodes that are up (down nodes are left out, so no scheduler picks one);
+        ``avg_time_s`` is ``model_key``'s average execution time where the node has run it."""
         now = time.monotonic()
         with self._lock:
-            return [n.telemetry.state(now) for n in self._nodes.values() if n.up]
+            return [n.telemetry.state(now, model_key) for n in self._nodes.values() if n.up]
 
     def record_power(self, node: str, power_w: float) -> None:
         """Push a measured power (W) for a ``power = "measured"`` node."""

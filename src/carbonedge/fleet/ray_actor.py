@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
+
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.errors import MeterError
 
@@ -167,7 +169,8 @@ class EdgeNodeActor:
                 raise KeyError(f"model {key!r} is not deployed on node {self.name!r}")
             started = time.time()
             w0, c0 = time.perf_counter(), time.thread_time()
-            out = runner.run(batch)
+            # Ray hands arrays over zero-copy and read-only; torch wants a writable buffer.
+            out = runner.run(np.require(batch, requirements="W"))
             cpu_s = time.thread_time() - c0
             if self.dilate:
                 time.sleep((1.0 / self.cpu_quota - 1.0) * cpu_s)

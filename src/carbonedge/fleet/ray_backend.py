@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import itertools
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -163,6 +164,10 @@ class RayFleet:
         self._nodes: dict[str, _RayNode] = {}
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
+        # Ray runs ObjectRef-future callbacks on its own I/O thread, where calling Ray (kill,
+        # remote, get) can deadlock; callbacks only enqueue, and this thread delivers results.
+        self._events: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._deliverer: threading.Thread | None = None
         self._owns_ray = False
         self._tmp_dir: str | None = None
         self._remote_cls: Any = None
@@ -220,6 +225,10 @@ class RayFleet:
         """Connect to Ray, pin one actor per node and wait until every actor is ready."""
         ray = _ray()
         atexit.register(self.stop)
+        self._deliverer = threading.Thread(
+            target=self._deliver, name="ray-fleet-results", daemon=True
+        )
+        self._deliverer.start()
         try:
             self._init_ray(ray)
             self._remote_cls = ray.remote(EdgeNodeActor)
@@ -290,8 +299,12 @@ class RayFleet:
                 with contextlib.suppress(Exception):
                     ray.kill(actor, no_restart=True)
             self._fail_all(node, "fleet stopped")
-        if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(timeout=2.0)
+        for thread in (self._monitor, self._deliverer):
+            if thread is not None and thread is not threading.current_thread():
+                if thread is self._deliverer:
+                    self._events.put(None)
+                thread.join(timeout=5.0)
+        self._monitor = self._deliverer = None
         if self._owns_ray and ray is not None:
             ray.shutdown()
             self._owns_ray = False
@@ -423,9 +436,17 @@ class RayFleet:
             generation = n.generation
             ref = n.actor.run.remote(model_key, batch)
             ref.future().add_done_callback(
-                lambda rf: self._on_done(n, generation, seq, rf, with_output=True)
+                lambda rf: self._events.put((n, generation, seq, rf, True))
             )
         return fut
+
+    def _deliver(self) -> None:
+        while (item := self._events.get()) is not None:
+            try:
+                self._on_done(*item[:4], with_output=item[4])
+            except Exception as exc:  # never let one bad result stop delivery
+                node = item[0]
+                self._fail_pending(node, item[2], FleetError(f"node {node.spec.name!r}: {exc}"))
 
     def _on_done(
         self, n: _RayNode, generation: int, seq: int, rf: Future[Any], *, with_output: bool
@@ -458,7 +479,9 @@ class RayFleet:
         meta = cast(StageMeta, meta)
         latency_ms = (now - p.submitted_perf) * 1000.0
         with self._lock:
-            n.telemetry.finished(time.monotonic(), meta.cpu_s, meta.exec_ms, latency_ms)
+            n.telemetry.finished(
+                time.monotonic(), meta.cpu_s, meta.exec_ms, latency_ms, p.model_key
+            )
         p.future.set_result(
             RayTaskResult(
                 task_id=p.task_id,
@@ -512,16 +535,12 @@ class RayFleet:
             if i == last:
                 ref = n.actor.run.remote(key, x)
                 ref.future().add_done_callback(
-                    lambda rf, n=n, g=generation, s=seq: self._on_done(
-                        n, g, s, rf, with_output=True
-                    )
+                    lambda rf, n=n, g=generation, s=seq: self._events.put((n, g, s, rf, True))
                 )
             else:
                 x, meta_ref = n.actor.run.options(num_returns=2).remote(key, x)
                 meta_ref.future().add_done_callback(
-                    lambda rf, n=n, g=generation, s=seq: self._on_done(
-                        n, g, s, rf, with_output=False
-                    )
+                    lambda rf, n=n, g=generation, s=seq: self._events.put((n, g, s, rf, False))
                 )
         done: Future[PipelineResult] = Future()
         remaining = [len(stage_futures)]
@@ -547,11 +566,12 @@ class RayFleet:
 
     # -- telemetry and energy --------------------------------------------------------------------
 
-    def node_states(self) -> list[NodeState]:
-        """Telemetry of nodes that are up (down nodes are left out, so no scheduler picks one)."""
+    def node_states(self, model_key: str | None = None) -> list[NodeState]:
+        """Telemetry of nodes that are up (down nodes are left out, so no scheduler picks one);
+        ``avg_time_s`` is ``model_key``'s average execution time where the node has run it."""
         now = time.monotonic()
         with self._lock:
-            return [n.telemetry.state(now) for n in self._nodes.values() if n.up]
+            return [n.telemetry.state(now, model_key) for n in self._nodes.values() if n.up]
 
     def record_power(self, node: str, power_w: float) -> None:
         """Push a measured power (W) for a ``power = "measured"`` node."""

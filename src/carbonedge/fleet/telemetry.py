@@ -4,10 +4,17 @@ Kept cheap: a few floats and a short deque per node, updated when a task is subm
 read in microseconds by ``node_states()``.
 
 - ``load``: CPU seconds of the tasks finished in the last ``window_s`` seconds divided by
-  ``window_s x cpu_quota`` (so 1.0 = the node's quota is fully used), clipped to 0..1.
+  ``window_s x cpu_quota`` (so 1.0 = the node's quota is fully used), clipped to 0..1. With
+  ``window_s == 0`` it is the node's occupancy at the moment of the decision instead:
+  ``min(1, tasks_in_flight)`` for a node with one inference thread. A sliding window suits open
+  traffic; occupancy suits a closed loop (one task at a time, the paper's setup), where the node
+  that ran the last task is idle at the next decision but would look fully used over any window.
 - ``latency_ms``: EMA of the dispatch latency (submit-to-result minus execution time), the
   local analogue of the network latency AMP4EC's Algorithm 1 compares with a threshold.
-- ``avg_time_s``: EMA of the execution time in seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg).
+- ``avg_time_s``: EMA of the execution time in seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg),
+  kept per deployed model: a node that ran a small pipeline segment a moment ago is not fast at
+  the whole model. ``state(now, model_key)`` gives that model's average (the node-wide one for a
+  model the node has not run yet).
 - ``tasks_in_flight``: tasks submitted and not yet returned (Algorithm 1's ``task_count``).
 - ``power_w``: ``idle_w + (max_w - idle_w) x load`` from the node's profile, or the last measured
   value for ``power = "measured"`` nodes.
@@ -37,6 +44,7 @@ class NodeTelemetry:
         self.measured_power_w: float | None = None
         self.used_memory_mb = 0.0
         self._recent: deque[tuple[float, float]] = deque()  # (finished monotonic s, cpu_s)
+        self._avg_exec_s_by_model: dict[str, float] = {}
 
     def submitted(self) -> None:
         self.tasks_in_flight += 1
@@ -44,25 +52,39 @@ class NodeTelemetry:
     def failed(self) -> None:
         self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
 
-    def finished(self, now_s: float, cpu_s: float, exec_ms: float, latency_ms: float) -> None:
+    def finished(
+        self, now_s: float, cpu_s: float, exec_ms: float, latency_ms: float, model_key: str = ""
+    ) -> None:
         """Record one finished task; ``now_s`` is ``time.monotonic()``."""
         self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
         a = self.ema_alpha if self.completed else 1.0
-        self.avg_exec_s += a * (exec_ms / 1000.0 - self.avg_exec_s)
+        exec_s = exec_ms / 1000.0
+        self.avg_exec_s += a * (exec_s - self.avg_exec_s)
+        by_model = self._avg_exec_s_by_model
+        previous = by_model.get(model_key)
+        by_model[model_key] = (
+            exec_s if previous is None else previous + self.ema_alpha * (exec_s - previous)
+        )
         self.dispatch_ms += a * (max(0.0, latency_ms - exec_ms) - self.dispatch_ms)
         self.completed += 1
-        self._recent.append((now_s, cpu_s))
+        if self.window_s > 0:
+            self._recent.append((now_s, cpu_s))
 
     def load(self, now_s: float) -> float:
         """Fraction (0..1) of the node's CPU quota used over the last ``window_s`` seconds."""
+        if self.window_s <= 0:
+            return 1.0 if self.tasks_in_flight else 0.0
         horizon = now_s - self.window_s
         while self._recent and self._recent[0][0] < horizon:
             self._recent.popleft()
         used = sum(c for _, c in self._recent)
         return min(1.0, used / (self.window_s * self.spec.cpu_quota))
 
-    def state(self, now_s: float) -> NodeState:
+    def state(self, now_s: float, model_key: str | None = None) -> NodeState:
         spec = self.spec
+        avg_exec_s = self.avg_exec_s
+        if model_key is not None:
+            avg_exec_s = self._avg_exec_s_by_model.get(model_key, avg_exec_s)
         load = self.load(now_s)
         if spec.power.kind == "measured" and self.measured_power_w is not None:
             power_w = self.measured_power_w
@@ -76,7 +98,7 @@ class NodeTelemetry:
             free_memory_mb=max(0.0, spec.memory_mb - self.used_memory_mb),
             load=load,
             latency_ms=self.dispatch_ms,
-            avg_time_s=self.avg_exec_s,
+            avg_time_s=avg_exec_s,
             tasks_in_flight=self.tasks_in_flight,
             power_w=power_w,
             intensity_g_per_kwh=spec.intensity_g_per_kwh or 0.0,
