@@ -83,8 +83,12 @@ def make_normalized(weights: Weights, latency_threshold_ms: float) -> PlainPolic
     limit = LOAD_LIMIT
 
     def run(nodes: Sequence[NodeState], mem: float, cpu: float) -> Outcome:
+        # One pass computes the components and their running minima and maxima; a second pass
+        # over the eligible rows scores them. No zip/min/max calls: this is the per-task path.
         rows: list[tuple[int, float, float, float, float, float]] = []
         append = rows.append
+        lr = ll = lp = lb = lc = _INF
+        hr = hl = hp = hb = hc = -_INF
         i = -1
         for n in nodes:
             i += 1
@@ -96,35 +100,45 @@ def make_normalized(weights: Weights, latency_threshold_ms: float) -> PlainPolic
             if fm < mem or fc < cpu:
                 continue
             t = n.avg_time_s
-            append(
-                (
-                    i,
-                    0.5 * (fc / n.cpu_quota + fm / n.memory_mb),
-                    1.0 - load,
-                    1.0 / (1.0 + t),
-                    1.0 / (1.0 + 2.0 * n.tasks_in_flight),
-                    1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / 3_600_000.0)),
-                )
-            )
+            r = 0.5 * (fc / n.cpu_quota + fm / n.memory_mb)
+            ld = 1.0 - load
+            p = 1.0 / (1.0 + t)
+            b = 1.0 / (1.0 + 2.0 * n.tasks_in_flight)
+            c = 1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / 3_600_000.0))
+            append((i, r, ld, p, b, c))
+            if r < lr:
+                lr = r
+            if r > hr:
+                hr = r
+            if ld < ll:
+                ll = ld
+            if ld > hl:
+                hl = ld
+            if p < lp:
+                lp = p
+            if p > hp:
+                hp = p
+            if b < lb:
+                lb = b
+            if b > hb:
+                hb = b
+            if c < lc:
+                lc = c
+            if c > hc:
+                hc = c
         if not rows:
             return -1, _NAN, False, False
         if len(rows) == 1:
             return rows[0][0], 0.0, False, False
-        _, r, ld, p, b, c = zip(*rows, strict=True)
-        lr = min(r)
-        gr = max(r) - lr
+        gr = hr - lr
         kr = wr / gr if gr > 0.0 else 0.0
-        ll = min(ld)
-        gl = max(ld) - ll
+        gl = hl - ll
         kl = wl / gl if gl > 0.0 else 0.0
-        lp = min(p)
-        gp = max(p) - lp
+        gp = hp - lp
         kp = wp / gp if gp > 0.0 else 0.0
-        lb = min(b)
-        gb = max(b) - lb
+        gb = hb - lb
         kb = wb / gb if gb > 0.0 else 0.0
-        lc = min(c)
-        gc = max(c) - lc
+        gc = hc - lc
         kc = wc / gc if gc > 0.0 else 0.0
         best = -_INF
         best_i = -1
