@@ -1,7 +1,8 @@
 """The fleet backend interface (paper III.A (D), Model Deployer) shared by all backends.
 
 ``LocalFleet`` (one OS process per node on this machine) and ``RayFleet`` (one actor per node of a
-Ray cluster) implement :class:`FleetBackend`. Callers (dispatcher, experiments) never branch on the
+Ray cluster) implement :class:`FleetBackend`, sharing their bookkeeping through
+``carbonedge.fleet.core.FleetCore``. Callers (dispatcher, experiments) never branch on the
 concrete backend. Timestamps are ``time.time()`` seconds (wall clock, comparable across hosts up to
 their clock skew); durations carry their unit in the name.
 """
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     Array = npt.NDArray[np.float32]
 
 RuntimeKind = Literal["torch", "onnx"]
-Enforcement = Literal["cgroup", "dilation"]
+# How a node's CPU quota is enforced: a real cgroup CPU quota, time dilation (the node sleeps
+# (1/q - 1) x task CPU time), or "none" (a real device is its own limit; RayFleet only).
+Enforcement = Literal["cgroup", "dilation", "none"]
 EnforcementChoice = Literal["auto", "cgroup", "dilation"]
 
 __all__ = [
@@ -125,7 +128,8 @@ class Pipeline:
 class NodeHealth:
     """What ``fleet check`` prints per node.
 
-    ``enforcement``: how the CPU quota is enforced. ``peak_rss_mb``: peak resident memory (MiB) of
+    ``enforcement``: how the CPU quota is enforced (``"cgroup"``, ``"dilation"``, or ``"none"``
+    for a real device that is its own limit). ``peak_rss_mb``: peak resident memory (MiB) of
     the node's process. ``over_memory``: peak RSS exceeded ``memory_mb``. ``restarts``: how many
     times the node was restarted after a fault.
     """

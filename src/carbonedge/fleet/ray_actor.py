@@ -23,12 +23,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.errors import MeterError
+from carbonedge.fleet.worker import build_runtime_for_payload, busy_probe, dilation_sleep_s, rss_mb
+
+if TYPE_CHECKING:
+    from carbonedge.models.runtime import Runtime
 
 MeterKind = Literal["profile", "codecarbon"]
 METER_KINDS: tuple[MeterKind, ...] = ("profile", "codecarbon")
@@ -103,15 +107,6 @@ class StageMeta:
     ray_node_id: str
 
 
-def _rss_mb() -> tuple[float, float]:
-    import resource
-
-    with open("/proc/self/statm") as f:
-        rss_pages = int(f.read().split()[1])
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, peak_kb / 1024
-
-
 class EdgeNodeActor:
     """One edge node on a Ray node: keeps deployed models warm, runs tasks, meters energy."""
 
@@ -133,28 +128,26 @@ class EdgeNodeActor:
         self.dilate = dilate and cpu_quota < 1.0
         self.ray_node_id: str = ray.get_runtime_context().get_node_id()
         self._run_lock = threading.Lock()
-        self._runners: dict[str, Any] = {}
+        self._runners: dict[str, Runtime] = {}
         self._meter = make_meter(meter, idle_w, max_w, cpu_quota)
         self._meter.start()
 
     def info(self) -> dict[str, Any]:
         """Where the actor runs: Ray node id, pid, host name, RSS and peak RSS (MiB)."""
-        rss_mb, peak_mb = _rss_mb()
+        current_mb, peak_mb = rss_mb()
         return {
             "ray_node_id": self.ray_node_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "rss_mb": rss_mb,
+            "rss_mb": current_mb,
             "peak_rss_mb": peak_mb,
             "models": tuple(self._runners),
         }
 
     def deploy(self, key: str, payload: Any, runtime: str, budget_bytes: int) -> tuple[str, Any]:
         """Build and keep ``payload``: ``("ok", footprint_bytes)`` or ``("err", message)``."""
-        from carbonedge.fleet.worker import _build  # the local backend's loader: one code path
-
         try:
-            runner, footprint = _build(payload, runtime, budget_bytes)
+            runner, footprint = build_runtime_for_payload(payload, runtime, budget_bytes)
         except Exception as exc:
             return ("err", f"{type(exc).__name__}: {exc}")
         with self._run_lock:
@@ -173,7 +166,7 @@ class EdgeNodeActor:
             out = runner.run(np.require(batch, requirements="W"))
             cpu_s = time.thread_time() - c0
             if self.dilate:
-                time.sleep((1.0 / self.cpu_quota - 1.0) * cpu_s)
+                time.sleep(dilation_sleep_s(self.cpu_quota, cpu_s))
             exec_ms = (time.perf_counter() - w0) * 1000.0
         return out, StageMeta(started, time.time(), exec_ms, cpu_s, self.ray_node_id)
 
@@ -186,13 +179,4 @@ class EdgeNodeActor:
     def probe(self, duration_s: float) -> tuple[float, float]:
         """Busy loop for ``duration_s`` s (dilated like tasks); returns (cpu_s, wall_s)."""
         with self._run_lock:
-            w0, c0 = time.perf_counter(), time.thread_time()
-            while time.perf_counter() - w0 < duration_s:
-                t0 = time.thread_time()
-                x = 0
-                while time.thread_time() - t0 < 0.01:
-                    for i in range(2000):
-                        x += i * i
-                if self.dilate:
-                    time.sleep((1.0 / self.cpu_quota - 1.0) * (time.thread_time() - t0))
-            return time.thread_time() - c0, time.perf_counter() - w0
+            return busy_probe(duration_s, self.cpu_quota, self.dilate, time.thread_time)

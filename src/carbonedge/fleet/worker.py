@@ -13,6 +13,10 @@ node -> parent: ``("ready", pid)``, ``("hb", rss_mb, peak_rss_mb)``,
 
 Time dilation (when no cgroup quota can be set): after each task the node sleeps
 ``(1/q - 1) x cpu_s`` so that it uses at most ``q`` of a core on average (DESIGN.md).
+
+The loader (:func:`build_runtime_for_payload`), the dilation rule, the probe and the RSS reading
+are also used by the Ray backend's actor (``carbonedge.fleet.ray_actor``): one implementation of
+each for both backends.
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ import resource
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbonedge.fleet.base import ModelPayload, ModelRef
+
+if TYPE_CHECKING:
+    from carbonedge.models.runtime import Runtime
+
+__all__ = ["build_runtime_for_payload", "busy_probe", "dilation_sleep_s", "node_main", "rss_mb"]
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -36,7 +46,8 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(0.2)
 
 
-def _rss_mb() -> tuple[float, float]:
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MiB (``/proc/self/statm``, ``ru_maxrss``)."""
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -88,7 +99,24 @@ class _TorchRunner:
             return self._module(torch.from_numpy(batch)).numpy()
 
 
-def _build(payload: ModelPayload, runtime: str, budget_bytes: int) -> tuple[Any, int]:
+def dilation_sleep_s(quota: float, cpu_s: float) -> float:
+    """Time dilation: the sleep (s) after ``cpu_s`` CPU seconds of work that keeps a node at
+    ``quota`` cores on average, ``(1/q - 1) x cpu_s`` (0 for a quota of one core or more)."""
+    return (1.0 / quota - 1.0) * cpu_s if quota < 1.0 else 0.0
+
+
+def build_runtime_for_payload(
+    payload: ModelPayload, runtime: str, budget_bytes: int
+) -> tuple[Runtime, int]:
+    """Build ``payload`` on this node for ``runtime`` ("torch" or "onnx"): (runner, footprint).
+
+    A :class:`ModelRef` is built with ``carbonedge.models.build_model``; a :class:`ModuleBlob`
+    is loaded with ``torch.load``. The footprint (bytes: weights + buffers + activation peak for
+    the payload's input shape, ``carbonedge.fleet.memory.estimate_footprint``) must fit
+    ``budget_bytes``, else MemoryError naming MiB needed and free. The ONNX runner exports the
+    module (opset default, dynamic batch axis) and runs it on one ONNX Runtime thread; the torch
+    runner runs eager in inference mode on the calling thread. Both backends' nodes use this.
+    """
     import torch
 
     from carbonedge.fleet.memory import estimate_footprint
@@ -109,22 +137,28 @@ def _build(payload: ModelPayload, runtime: str, budget_bytes: int) -> tuple[Any,
             f" + activations {foot.activation_bytes / 2**20:.1f}) but only"
             f" {budget_bytes / 2**20:.1f} MiB of the node's memory_mb is free"
         )
-    runner: Any = _OnnxRunner(module, shape) if runtime == "onnx" else _TorchRunner(module)
+    runner: Runtime = _OnnxRunner(module, shape) if runtime == "onnx" else _TorchRunner(module)
     return runner, foot.total_bytes
 
 
-def _probe(duration_s: float, quota: float, dilate: bool) -> tuple[float, float]:
-    """Busy loop in ~10 ms CPU chunks (each a 'task', dilated like one); returns cpu_s, wall_s."""
-    w0, c0 = time.perf_counter(), time.process_time()
+def busy_probe(
+    duration_s: float,
+    quota: float,
+    dilate: bool,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> tuple[float, float]:
+    """Busy loop for ``duration_s`` s in ~10 ms CPU chunks, each dilated like a task when
+    ``dilate``; returns (cpu_s by ``cpu_clock``, wall_s). cpu_s / wall_s = effective cores."""
+    w0, c0 = time.perf_counter(), cpu_clock()
     while time.perf_counter() - w0 < duration_s:
-        t0 = time.process_time()
+        t0 = cpu_clock()
         x = 0
-        while time.process_time() - t0 < 0.01:
+        while cpu_clock() - t0 < 0.01:
             for i in range(2000):
                 x += i * i
         if dilate:
-            time.sleep((1.0 / quota - 1.0) * (time.process_time() - t0))
-    return time.process_time() - c0, time.perf_counter() - w0
+            time.sleep(dilation_sleep_s(quota, cpu_clock() - t0))
+    return cpu_clock() - c0, time.perf_counter() - w0
 
 
 def node_main(
@@ -136,6 +170,7 @@ def node_main(
     import torch
 
     torch.set_num_threads(1)
+    dilate = dilate and quota < 1.0
     send_lock = threading.Lock()
 
     def send(msg: tuple[Any, ...]) -> None:
@@ -145,14 +180,14 @@ def node_main(
     def heartbeat() -> None:
         try:
             while True:
-                send(("hb", *_rss_mb()))
+                send(("hb", *rss_mb()))
                 time.sleep(heartbeat_s)
         except OSError:
             os._exit(4)
 
     send(("ready", os.getpid()))
     threading.Thread(target=heartbeat, daemon=True).start()
-    runners: dict[str, Any] = {}
+    runners: dict[str, Runtime] = {}
     while True:
         try:
             msg = conn.recv()
@@ -167,8 +202,8 @@ def node_main(
                 w0, c0 = time.perf_counter(), time.process_time()
                 out = runner.run(batch)
                 cpu_s = time.process_time() - c0
-                if dilate and quota < 1.0:
-                    time.sleep((1.0 / quota - 1.0) * cpu_s)
+                if dilate:
+                    time.sleep(dilation_sleep_s(quota, cpu_s))
                 exec_ms = (time.perf_counter() - w0) * 1000.0
                 send(("result", seq, out, started, time.time(), exec_ms, cpu_s))
             except Exception as exc:
@@ -176,13 +211,13 @@ def node_main(
         elif kind == "deploy":
             _, key, payload, runtime, budget = msg
             try:
-                runners[key], footprint = _build(payload, runtime, budget)
+                runners[key], footprint = build_runtime_for_payload(payload, runtime, budget)
                 send(("deployed", key, footprint))
             except Exception as exc:
                 send(("deploy_err", key, f"{type(exc).__name__}: {exc}"))
         elif kind == "probe":
             _, seq, duration_s = msg
-            send(("probe", seq, *_probe(duration_s, quota, dilate and quota < 1.0)))
+            send(("probe", seq, *busy_probe(duration_s, quota, dilate)))
         elif kind == "stop":
             break
     conn.close()
