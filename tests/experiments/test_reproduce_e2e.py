@@ -49,7 +49,8 @@ def test_folder_has_every_output(tiny: tuple[ExperimentParams, Path, Path]) -> N
     for name in (
         "params.json", "result.json", "report.md", "tables.txt", "ledger.sqlite", "ledger.csv",
         "emissions.csv", MARKER, FIG2, FIG3,
-        *(f"{t}.{ext}" for t in ("table2", "table4", "table5", "overhead", "sweep", "runs")
+        *(f"{t}.{ext}" for t in ("table2", "table4", "table5", "overhead", "sweep", "runs",
+                                 "runs_other_rate")
           for ext in ("csv", "json")),
     ):  # fmt: skip
         assert (folder / name).is_file(), name
@@ -72,10 +73,28 @@ def test_runs_are_internally_consistent(tiny: tuple[ExperimentParams, Path, Path
         expected = sum(e * intensity[n] * pue[n] for n, e in r["node_energy_kwh"].items())
         assert r["carbon_g"] == pytest.approx(expected, rel=1e-9)
         assert r["gco2_per_inf"] == pytest.approx(r["carbon_g"] / r["n_tasks"])
-        assert r["energy_kwh"] <= r["host_energy_kwh"] * (1 + 1e-9)
         assert r["latency_ms"] > 0 and r["throughput_rps"] > 0
+        assert r["energy_rate"] == "pooled" and r["window_s"] > 0
+        # Pooled: every node is charged its CPU seconds x the one rate.
+        rate = result["pooled_rate"]["kwh_per_s"]
+        for n, e in r["node_energy_kwh"].items():
+            assert e == pytest.approx(r["node_cpu_s"][n] * rate, rel=1e-9, abs=1e-18)
         scheduled = r["config"].startswith("CE-")
         assert (len(r["overhead_us"]) >= r["n_tasks"]) == scheduled
+    # Pooling moves energy between windows but charges exactly what was attributed over all of
+    # them (runs and sweep points), and never more than the host measured.
+    other = result["other_rate_runs"]
+    assert [r["run_id"] for r in other] == [r["run_id"] for r in runs]
+    assert {r["energy_rate"] for r in other} == {"window"}
+    charged = sum(r["energy_kwh"] for r in runs) + sum(p["energy_kwh"] for p in result["sweep"])
+    assert charged == pytest.approx(result["pooled_rate"]["energy_kwh"], rel=1e-9)
+    host = sum(r["host_energy_kwh"] for r in runs) + sum(
+        p["host_energy_kwh"] for p in result["sweep"]
+    )
+    assert 0 < charged <= host
+    assert result["pooled_rate"]["windows"] == len(runs) + len(result["sweep"])
+    slo = next(r for r in runs if r["config"] == "CE-SLO (ours)")
+    assert slo["slo_ms"] > 0 and 0 <= slo["slo_met_pct"] <= 100
     mono = next(r for r in runs if r["config"] == "Monolithic")
     assert mono["usage_pct"]["node-medium"] == 100.0
     amp = next(r for r in runs if r["config"] == "AMP4EC")
@@ -112,7 +131,8 @@ def test_ledger_rows_follow_eq2_and_sum_to_runs(tiny: tuple[ExperimentParams, Pa
 def test_report_names_methods_and_paper_numbers(tiny: tuple[ExperimentParams, Path, Path]) -> None:
     _, _, folder = tiny
     text = (folder / "report.md").read_text()
-    for needle in ("FAKE", "cputime", "cgroup", "random (seed 0)", "skimage", "22.9", "28.3"):
+    for needle in ("FAKE", "cputime", "cgroup", "random (seed 0)", "skimage", "22.9", "28.3",
+                   "Energy rate", "Static energy", "CE-SLO (ours)"):  # fmt: skip
         assert needle in text, needle
 
 

@@ -62,7 +62,7 @@ def test_params_digest_is_stable_and_sensitive(tmp_path: object) -> None:
     a = ExperimentParams.quick()
     assert a.digest() == ExperimentParams.quick().digest()
     assert a.digest() != a.with_(seed=1).digest()
-    assert a.n_images == 10 and a.repeats == 2
+    assert a.n_images == 20 and a.repeats == 2
     assert ExperimentParams().n_images == 50 and ExperimentParams().repeats == 3
     with pytest.raises(ConfigError, match="repeats"):
         ExperimentParams(repeats=0)
@@ -117,6 +117,7 @@ def synthetic_result(repeats: int = 3) -> ExperimentResult:
         "CE-Performance (norm.)": "node-high",
         "CE-Balanced (norm.)": "node-medium",
         "CE-Green (norm.)": "node-green",
+        "CE-SLO (ours)": "node-green",
     }
     runs = [
         _run(m, c, r, node, 1e-5 * (1 + 0.01 * r), 40.0 + r)

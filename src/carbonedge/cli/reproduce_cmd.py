@@ -18,17 +18,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser(
         "reproduce",
         help="regenerate the paper's Tables II, IV, V, Fig. 2, Fig. 3 and overhead",
-        description="Run Monolithic, AMP4EC and CarbonEdge Performance/Balanced/Green (paper "
-        "and normalized policies) on a local fleet, measure latency, throughput, energy and "
-        "carbon, and write tables, figures, the ledger and report.md into "
-        "OUT/<hash of the parameters>/. A finished folder is reused unless --overwrite.",
+        description="Run Monolithic, AMP4EC, CarbonEdge Performance/Balanced/Green (paper "
+        "and normalized policies) and CE-SLO (constrained policy, ours) on a local fleet, "
+        "measure latency, throughput, energy and carbon, and write tables, figures, the "
+        "ledger and report.md into OUT/<hash of the parameters>/. A finished folder is "
+        "reused unless --overwrite.",
     )
     p.add_argument(
-        "--quick", action="store_true", help="10 images, 2 repeats, 6 sweep points of 5 tasks"
+        "--quick", action="store_true", help="20 images, 2 repeats, 6 sweep points of 5 tasks"
     )
     p.add_argument("--models", help="comma-separated model names (default: the paper's three)")
     p.add_argument("--images", metavar="DIR", help="image folder (default: skimage photographs)")
-    p.add_argument("--n", type=int, metavar="N", help="images per run (default 50; quick 10)")
+    p.add_argument("--n", type=int, metavar="N", help="images per run (default 50; quick 20)")
     p.add_argument("--repeats", type=int, metavar="R", help="repeats (default 3; quick 2)")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
     p.add_argument("--attribution", choices=("cputime", "quota"), default="cputime")
@@ -54,6 +55,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="load signal of Algorithm 1: 0 = occupancy at decision time (default), "
         "S > 0 = quota utilisation over the last S seconds",
     )
+    p.add_argument(
+        "--energy-rate",
+        choices=("pooled", "window"),
+        default="pooled",
+        help="pooled (default): one host energy rate per CPU-second for the whole reproduction; "
+        "window: each run's own meter window",
+    )
+    p.add_argument(
+        "--slo-factor",
+        type=float,
+        default=None,
+        metavar="F",
+        help="CE-SLO's latency SLO = F x the fastest node's predicted latency (default 3)",
+    )
+    p.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="CE-SLO's SLO in ms")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_reproduce)
 
@@ -74,7 +90,11 @@ def params_from_args(args: argparse.Namespace) -> Any:
         "mono_node": args.mono_node,
         "power_estimate": args.power_estimate,
         "load_window_s": args.load_window,
+        "energy_rate": args.energy_rate,
+        "slo_ms": args.slo_ms,
     }
+    if args.slo_factor is not None:
+        fields["slo_factor"] = args.slo_factor
     if args.models:
         models = tuple(m.strip() for m in args.models.split(",") if m.strip())
         unknown = [m for m in models if m not in MODEL_NAMES]

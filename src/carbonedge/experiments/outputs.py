@@ -80,7 +80,7 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def _flat_run(run: RunRecord) -> dict[str, Any]:
     data = run.to_dict()
     overhead = data.pop("overhead_us")
-    for key in ("node_energy_kwh", "usage_pct"):
+    for key in ("node_energy_kwh", "usage_pct", "node_cpu_s"):
         for node, value in data.pop(key).items():
             data[f"{node}_{key}"] = value
     data["decisions"] = len(overhead)
@@ -108,7 +108,8 @@ def terminal_text(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> st
         render_sweep(sweep_rows(result), nodes),
         "",
         f"Energy: {result.env.energy_method_text}",
-        f"Attribution: {result.params.attribution}; enforcement: {result.env.enforcement}",
+        f"Attribution: {result.params.attribution}; energy rate: {result.energy_rate}; "
+        f"enforcement: {result.env.enforcement}",
         "",
         *(line.replace("**", "") for line in headline_text(headline(result, sums))),
     ]
@@ -128,6 +129,7 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
         "overhead": overhead_table(result, sums),
         "sweep": sweep_rows(result),
         "runs": [_flat_run(r) for r in result.runs],
+        "runs_other_rate": [_flat_run(r) for r in result.other_rate_runs],
     }
     for name, rows in tables.items():
         write_csv(out / f"{name}.csv", rows)
@@ -140,13 +142,22 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
             "environment": result.env.to_dict(),
             "started_at": result.started_at,
             "wall_s": result.wall_s,
+            "energy_rate": result.energy_rate,
+            "pooled_rate": result.pooled_rate.to_dict() if result.pooled_rate else None,
             "runs": [r.to_dict() for r in result.runs],
             "sweep": [p.to_dict() for p in result.sweep],
+            "other_rate": result.other_rate,
+            "other_rate_runs": [r.to_dict() for r in result.other_rate_runs],
         },
     )
     _write_ledger(result, out)
-    fig2(tables["table2"], primary_model(result), out / FIG2)
-    fig3(tables["sweep"], result.node_names, out / FIG3)
+    model = primary_model(result)
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in result.runs:
+        if r.model == model and not math.isinf(r.inf_per_g):
+            points.setdefault(r.config, []).append((r.inf_per_g, r.latency_ms))
+    fig2(tables["table2"], model, out / FIG2, points, result.energy_rate)
+    fig3(tables["sweep"], result.node_names, out / FIG3, result.energy_rate)
     (out / "report.md").write_text(write_report(result, sums), encoding="utf-8")
     (out / TABLES_TXT).write_text(terminal_text(result, sums) + "\n", encoding="utf-8")
     write_json(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ AttributionKind = Literal["cputime", "quota"]
 MeterKind = Literal["codecarbon", "fake"]
 PowerEstimate = Literal["running", "telemetry"]
 CostKind = Literal["eq5", "macs", "measured"]
+EnergyRate = Literal["pooled", "window"]
 
 #: The paper's three CNNs in the order of Table IV (IV.A.3).
 PAPER_MODELS = ("mobilenet_v2", "mobilenetv4_conv_small", "efficientnet_b0")
@@ -30,6 +32,10 @@ CE_POLICIES = ("paper", "normalized")
 
 MONOLITHIC = "Monolithic"
 AMP4EC = "AMP4EC"
+#: The ``constrained`` policy (least predicted carbon under a latency SLO): ours, not the paper's.
+CE_SLO = "CE-SLO (ours)"
+#: Default SLO: this many times the fastest node's predicted latency for the model.
+DEFAULT_SLO_FACTOR = 3.0
 
 
 def ce_label(mode: str, policy: str) -> str:
@@ -39,9 +45,10 @@ def ce_label(mode: str, policy: str) -> str:
 
 
 def config_labels() -> tuple[str, ...]:
-    """Every configuration in run order: Monolithic, AMP4EC, CE (paper), CE (normalized)."""
+    """Every configuration in run order: Monolithic, AMP4EC, CE (paper), CE (normalized),
+    CE-SLO (ours)."""
     ce = tuple(ce_label(m, p) for p in CE_POLICIES for m in CE_MODES)
-    return (MONOLITHIC, AMP4EC, *ce)
+    return (MONOLITHIC, AMP4EC, *ce, CE_SLO)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,12 @@ class ExperimentParams:
             sliding window of that many seconds. In the paper's closed loop the node that ran
             the last task is idle at the next decision but fully used over any window, so a
             window makes every mode rotate between nodes (Table V could not show 100%).
+        energy_rate: ``pooled`` (default) = one host energy rate per component for the whole
+            reproduction (``cputime``: kWh per node CPU-second; ``quota``: kWh per second of
+            window), charged to every run; ``window`` = each run's own meter window.
+        slo_factor: CE-SLO's latency SLO as a multiple of the fastest node's predicted latency
+            for the model (telemetry after warm-up); ignored when ``slo_ms`` is set.
+        slo_ms: CE-SLO's latency SLO in ms for every model (None: ``slo_factor``).
     """
 
     models: tuple[str, ...] = PAPER_MODELS
@@ -95,6 +108,9 @@ class ExperimentParams:
     power_estimate: PowerEstimate = "running"
     measure_power_secs: float = 1.0
     load_window_s: float = 0.0
+    energy_rate: EnergyRate = "pooled"
+    slo_factor: float = DEFAULT_SLO_FACTOR
+    slo_ms: float | None = None
 
     def __post_init__(self) -> None:
         _positive_int("n_images", self.n_images)
@@ -124,14 +140,19 @@ class ExperimentParams:
             raise ConfigError(
                 f"load_window_s: must be >= 0 (0 = occupancy), got {self.load_window_s}"
             )
+        _choice("energy_rate", self.energy_rate, ("pooled", "window"))
+        if not _positive_number(self.slo_factor):
+            raise ConfigError(f"slo_factor: must be a number > 0, got {self.slo_factor!r}")
+        if self.slo_ms is not None and not _positive_number(self.slo_ms):
+            raise ConfigError(f"slo_ms: must be a number > 0 (ms), got {self.slo_ms!r}")
         if not self.measure_power_secs > 0:
             raise ConfigError(f"measure_power_secs: must be > 0, got {self.measure_power_secs}")
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentParams:
-        """The ``--quick`` preset: 10 images, 2 repeats, 6 sweep points of 5 tasks."""
+        """The ``--quick`` preset: 20 images, 2 repeats, 6 sweep points of 5 tasks."""
         base: dict[str, Any] = {
-            "n_images": 10,
+            "n_images": 20,
             "repeats": 2,
             "sweep_points": 6,
             "sweep_tasks": 5,
@@ -177,6 +198,11 @@ class ExperimentParams:
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+
+
+def _positive_number(value: object) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value) and value > 0  # type: ignore[arg-type, operator]
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

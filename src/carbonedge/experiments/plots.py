@@ -5,7 +5,7 @@ matplotlib is imported here only, with the Agg backend (no display needed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +28,49 @@ def _err(row: Row, name: str) -> float:
     return 0.0 if ci is None or ci != ci else float(ci)
 
 
-def fig2(rows_ii: Sequence[Row], model: str, path: Path) -> None:
+def fig2(
+    rows_ii: Sequence[Row],
+    model: str,
+    path: Path,
+    repeats: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    energy_rate: str = "",
+) -> None:
     """Latency (ms) vs inferences per gCO2 per configuration: ours (measured) and the paper's.
 
-    Error bars are the 95% CIs over repeats (absent with one repeat).
+    Markers are the means over repeats; ``repeats`` (configuration -> (inf/gCO2, latency ms)
+    per repeat) are drawn as small dots of the same colour. Error bars are the 95% CIs over
+    repeats, drawn only with 3 or more repeats (with 2, Student's t of 12.7 makes them span the
+    whole plot; the dots show the spread instead).
     """
     plt = _pyplot()
     fig, (ax, axp) = plt.subplots(1, 2, figsize=(12, 5))
-    for r in rows_ii:
+    for i, r in enumerate(rows_ii):
         x, y = r["inf_per_g"], r["latency_ms"]
         if x is None or x != x:
             continue
-        norm = "(norm.)" in r["configuration"]
+        config = r["configuration"]
+        hollow = "(norm.)" in config
+        pts = list((repeats or {}).get(config, ()))
+        bars = len(pts) >= 3 or repeats is None
+        color = f"C{i % 10}"
         ax.errorbar(
             x,
             y,
-            xerr=_err(r, "inf_per_g"),
-            yerr=_err(r, "latency_ms"),
-            fmt="s" if norm else "o",
-            mfc="none" if norm else None,
+            xerr=_err(r, "inf_per_g") if bars else None,
+            yerr=_err(r, "latency_ms") if bars else None,
+            fmt="s" if hollow else ("D" if "(ours)" in config else "o"),
+            color=color,
+            mfc="none" if hollow else color,
+            ms=8,
             capsize=3,
-            label=r["configuration"],
+            label=config,
         )
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", color=color, alpha=0.5, ms=5)
     ax.set_xlabel("carbon efficiency (inferences per gCO2)")
     ax.set_ylabel("mean latency per inference (ms)")
-    ax.set_title(f"ours, measured: {model}")
+    rate = f", {energy_rate} energy rate" if energy_rate else ""
+    ax.set_title(f"ours, measured: {model}{rate} (dots: repeats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     for name, inf_g in paper.INF_PER_G.items():
@@ -69,7 +87,7 @@ def fig2(rows_ii: Sequence[Row], model: str, path: Path) -> None:
     plt.close(fig)
 
 
-def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path) -> None:
+def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path, energy_rate: str = "") -> None:
     """Weight sweep: gCO2/inf, latency and the node share of Node-Green-like nodes vs wC.
 
     One line per policy; vertical lines at Table I's wC (Performance 0.05, Balanced 0.30, Green
@@ -115,8 +133,9 @@ def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path) -> None:
             xytext=(2, -10),
             textcoords="offset points",
         )
+    rate = f", {energy_rate} energy rate" if energy_rate else ""
     fig.suptitle(
-        f"Fig. 3: weight sweep (measured); paper: transition at wC >= "
+        f"Fig. 3: weight sweep (measured{rate}); paper: transition at wC >= "
         f"{paper.SWEEP_TRANSITION_WC:.2f}"
     )
     fig.tight_layout()

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.experiments.stats import MeanCI, mean_ci
+
+if TYPE_CHECKING:
+    from carbonedge.experiments.rates import PooledRate
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,8 @@ class RunRecord:
         latency_ms: mean submit-to-result time per task (pipeline: first stage to last).
         wall_s: wall time of the run (first submit to last result), s.
         throughput_rps: ``n_tasks / wall_s``, requests per second.
-        node_energy_kwh: energy attributed to each node (CPU + GPU + RAM), kWh.
+        node_energy_kwh: energy charged to each node (CPU + GPU + RAM) under ``energy_rate``,
+            kWh.
         cpu/gpu/ram_energy_kwh: sums over the nodes per component, kWh.
         idle_energy_kwh: CPU idle baseline of the window (``cputime``; not in any node), kWh.
         other_energy_kwh: active energy of host processes outside the nodes, kWh.
@@ -34,6 +38,11 @@ class RunRecord:
         usage_pct: % of task executions per node (a pipeline task counts once per stage).
         overhead_us: time of every ``Scheduler.select`` call (perf_counter_ns), microseconds;
             empty for configurations without per-task scheduling.
+        node_cpu_s: CPU seconds of each node's process in the window (psutil), s.
+        window_s: duration of the meter window, s.
+        energy_rate: ``window`` (the window's own attribution) or ``pooled`` (:mod:`.rates`).
+        slo_ms: CE-SLO's latency SLO of the run, ms (None for the other configurations).
+        slo_met_pct: % of the run's tasks whose measured latency met ``slo_ms``.
     """
 
     model: str
@@ -56,10 +65,15 @@ class RunRecord:
     energy_method: str = ""
     attribution: str = ""
     run_id: str = ""
+    node_cpu_s: Mapping[str, float] = field(default_factory=dict)
+    window_s: float = 0.0
+    energy_rate: str = "window"
+    slo_ms: float | None = None
+    slo_met_pct: float | None = None
 
     @property
     def energy_kwh(self) -> float:
-        """Energy attributed to the nodes, kWh."""
+        """Energy charged to the nodes, kWh."""
         return self.cpu_energy_kwh + self.gpu_energy_kwh + self.ram_energy_kwh
 
     @property
@@ -94,6 +108,9 @@ class SweepRecord:
     ``weights`` are (wR, wL, wP, wB, wC) = Performance's with wC set and the other four scaled to
     sum to ``1 - wC`` (``Weights.with_carbon``). ``static_node`` is the node ``sweep_wc`` picks
     on the warmed-up telemetry before the tasks; ``usage_pct`` where the tasks actually went.
+    Energy fields (kWh) and ``carbon_g`` follow ``energy_rate``, as in :class:`RunRecord`;
+    ``idle_energy_kwh``, ``other_energy_kwh`` and ``host_energy_kwh`` are the window's static
+    energy, other processes' active energy and whole-host energy.
     """
 
     policy: str
@@ -106,6 +123,17 @@ class SweepRecord:
     latency_ms: float
     carbon_g: float
     energy_kwh: float
+    run_id: str = ""
+    node_energy_kwh: Mapping[str, float] = field(default_factory=dict)
+    node_cpu_s: Mapping[str, float] = field(default_factory=dict)
+    cpu_energy_kwh: float = 0.0
+    gpu_energy_kwh: float = 0.0
+    ram_energy_kwh: float = 0.0
+    idle_energy_kwh: float = 0.0
+    other_energy_kwh: float = 0.0
+    host_energy_kwh: float = 0.0
+    window_s: float = 0.0
+    energy_rate: str = "window"
 
     @property
     def gco2_per_inf(self) -> float:
@@ -159,7 +187,12 @@ class Environment:
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """Everything one reproduction measured; ``write_outputs`` turns it into files."""
+    """Everything one reproduction measured; ``write_outputs`` turns it into files.
+
+    ``runs``, ``sweep`` and ``ledger_rows`` are charged at ``energy_rate``; ``other_rate_runs``
+    are the same runs under the other rate (``rates.apply_energy_rate``), ``pooled_rate`` the
+    pooled rate (None before it is computed).
+    """
 
     params: ExperimentParams
     env: Environment
@@ -168,6 +201,14 @@ class ExperimentResult:
     ledger_rows: tuple[Any, ...] = field(repr=False)
     started_at: str = ""
     wall_s: float = 0.0
+    energy_rate: str = "window"
+    other_rate_runs: tuple[RunRecord, ...] = field(default=(), repr=False)
+    pooled_rate: PooledRate | None = None
+
+    @property
+    def other_rate(self) -> str:
+        """The rate of ``other_rate_runs``."""
+        return "window" if self.energy_rate == "pooled" else "pooled"
 
     def runs_of(self, model: str, config: str) -> list[RunRecord]:
         return [r for r in self.runs if r.model == model and r.config == config]
@@ -255,21 +296,26 @@ def summarize(
     )
 
 
-def summaries(result: ExperimentResult) -> list[ConfigSummary]:
-    """One summary per (model, configuration) present in ``result``, in run order."""
+def summaries(
+    result: ExperimentResult, runs: Sequence[RunRecord] | None = None
+) -> list[ConfigSummary]:
+    """One summary per (model, configuration) present in ``result``, in run order.
+
+    ``runs``: other records of the same runs (e.g. ``result.other_rate_runs``) to summarise
+    instead of ``result.runs``.
+    """
     from carbonedge.experiments.params import MONOLITHIC
 
+    records = result.runs if runs is None else tuple(runs)
     out = []
     seen: list[tuple[str, str]] = []
-    for r in result.runs:
+    for r in records:
         if (r.model, r.config) not in seen:
             seen.append((r.model, r.config))
+
+    def of(model: str, config: str) -> list[RunRecord]:
+        return [r for r in records if r.model == model and r.config == config]
+
     for model, config in seen:
-        out.append(
-            summarize(
-                result.runs_of(model, config),
-                result.runs_of(model, MONOLITHIC),
-                result.node_names,
-            )
-        )
+        out.append(summarize(of(model, config), of(model, MONOLITHIC), result.node_names))
     return out

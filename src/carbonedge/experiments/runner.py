@@ -20,24 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 from carbonedge.carbon import EnergyMeter
 from carbonedge.errors import CarbonEdgeError
-from carbonedge.experiments.accounting import Accounted, Meter, account
+from carbonedge.experiments.accounting import Accounted, Meter, Window, account
+from carbonedge.experiments.environment import IDLE_WINDOW_S, environment
 from carbonedge.experiments.params import (
     AMP4EC,
     CE_MODES,
     CE_POLICIES,
+    CE_SLO,
     MONOLITHIC,
     ExperimentParams,
     ce_label,
     config_labels,
 )
-from carbonedge.experiments.records import Environment, ExperimentResult, RunRecord, SweepRecord
+from carbonedge.experiments.rates import apply_energy_rate
+from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
 from carbonedge.experiments.setup import (
     amp4ec_pipeline,
     default_meter_factory,
-    describe_method,
-    enforcement_text,
     intensities,
-    machine_text,
     mono_node,
     running_power_states,
 )
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 TASK_TIMEOUT_S = 120.0
 NO_NODE_TIMEOUT_S = 30.0
-#: Length of the idle calibration window (s): a few of CodeCarbon's 1 s samples.
-IDLE_WINDOW_S = 3.0
 
 
 class ExperimentError(CarbonEdgeError):
@@ -75,6 +73,7 @@ class _Ctx:
         self.rows: list[Any] = []
         self.methods: list[dict[str, str]] = []
         self.idle_cpu_power_w: float | None = None
+        self.slo_ms: dict[str, float] = {}
 
     def states(self, model: str | None = None) -> list[Any]:
         states = self.fleet.node_states(self.keys.get(model) if model is not None else None)
@@ -122,6 +121,25 @@ class _Ctx:
                 continue
         raise ExperimentError(f"task {task_id!r}: its node failed 3 times")
 
+    def slo_of(self, model: str) -> float:
+        """CE-SLO's latency SLO for ``model``, ms: ``params.slo_ms``, else ``slo_factor`` x the
+        fastest node's predicted latency (``latency_ms + avg_time_s x 1000``) on the telemetry
+        of the model's first CE-SLO run, after its warm-up; then kept for the reproduction."""
+        if self.params.slo_ms is not None:
+            return self.params.slo_ms
+        if model not in self.slo_ms:
+            fastest = min(
+                (s.latency_ms + s.avg_time_s * 1000.0 for s in self.states(model) if s.avg_time_s),
+                default=math.nan,
+            )
+            if not fastest > 0:
+                raise ExperimentError(
+                    f"CE-SLO: no average execution time of {model!r} in the telemetry after "
+                    "warm-up; set slo_ms (--slo-ms) or warmup_tasks >= 1"
+                )
+            self.slo_ms[model] = self.params.slo_factor * fastest
+        return self.slo_ms[model]
+
     def warm(self, model: str, x: Any) -> None:
         """Warm-up tasks of ``model`` on every node (and through its pipeline): not measured."""
         for _ in range(self.params.warmup_tasks):
@@ -134,7 +152,7 @@ class _Ctx:
 
     def measured(
         self, run_id: str, model: str, body: Callable[[], list[TaskResult]]
-    ) -> tuple[Accounted, float, list[TaskResult]]:
+    ) -> tuple[Accounted, Window, list[TaskResult]]:
         window, results = self.meter.measure(body)
         self.methods.append(dict(window.reading.method))
         acc = account(
@@ -149,13 +167,19 @@ class _Ctx:
             runtime=self.params.runtime,
         )
         self.rows.extend(acc.rows)
-        return acc, window.wall_s, results
+        return acc, window, results
 
     def run_config(self, model: str, config: str, repeat: int, batches: Batches) -> RunRecord:
         run_id = f"{model}/{_slug(config)}/r{repeat}"
         self.warm(model, batches[0])
         latencies: list[float] = []
         overhead: list[float] = []
+        slo = self.slo_of(model) if config == CE_SLO else None
+        scheduler: Scheduler | None = None
+        if slo is not None:
+            scheduler = Scheduler("constrained", slo_ms=slo)
+        elif config not in (MONOLITHIC, AMP4EC):
+            scheduler = _scheduler_of(config)
 
         def body() -> list[TaskResult]:
             done: list[TaskResult] = []
@@ -170,13 +194,15 @@ class _Ctx:
                     latencies.append(lat)
                     done.extend(stages)
                 else:
-                    res = self.run_scheduled(_scheduler_of(config), model, x, tid, overhead)
+                    assert scheduler is not None
+                    res = self.run_scheduled(scheduler, model, x, tid, overhead)
                     latencies.append(res.latency_ms)
                     done.append(res)
             return done
 
-        acc, wall_s, results = self.measured(run_id, model, body)
+        acc, window, results = self.measured(run_id, model, body)
         reading = acc.attribution.host
+        wall_s = window.wall_s
         return RunRecord(
             model=model,
             config=config,
@@ -198,6 +224,14 @@ class _Ctx:
             energy_method=reading.method_label,
             attribution=self.params.attribution,
             run_id=run_id,
+            node_cpu_s=dict(window.cpu_s_by_node),
+            window_s=reading.duration_s,
+            slo_ms=slo,
+            slo_met_pct=(
+                100.0 * sum(1 for x in latencies if x <= slo) / len(latencies)
+                if slo is not None
+                else None
+            ),
         )
 
     def run_sweep_point(self, policy: str, w_c: float, model: str, batches: Batches) -> SweepRecord:
@@ -217,7 +251,8 @@ class _Ctx:
                 done.append(res)
             return done
 
-        acc, _, results = self.measured(run_id, model, body)
+        acc, window, results = self.measured(run_id, model, body)
+        att = acc.attribution
         return SweepRecord(
             policy=policy,
             w_c=w_c,
@@ -229,11 +264,21 @@ class _Ctx:
             latency_ms=math.fsum(latencies) / len(latencies),
             carbon_g=acc.carbon_g,
             energy_kwh=sum(e.energy_kwh for e in acc.node_energy.values()),
+            run_id=run_id,
+            node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
+            node_cpu_s=dict(window.cpu_s_by_node),
+            cpu_energy_kwh=acc.component_kwh("cpu"),
+            gpu_energy_kwh=acc.component_kwh("gpu"),
+            ram_energy_kwh=acc.component_kwh("ram"),
+            idle_energy_kwh=att.idle.energy_kwh,
+            other_energy_kwh=att.other.energy_kwh,
+            host_energy_kwh=att.host.energy_kwh,
+            window_s=att.host.duration_s,
         )
 
 
 def _slug(config: str) -> str:
-    return config.lower().replace(" (norm.)", "-norm").replace(" ", "-")
+    return config.lower().replace(" (norm.)", "-norm").replace(" (ours)", "").replace(" ", "-")
 
 
 def _scheduler_of(config: str) -> Scheduler:
@@ -325,13 +370,13 @@ def run_experiment(
                     bar.set_postfix_str(f"sweep {policy} wC={w_c:.2f}")
                     sweep.append(ctx.run_sweep_point(policy, w_c, sweep_model, sweep_batches))
                     bar.update()
-        env = _environment(params, ctx, fleet, images, infos, plans)
+        env = environment(params, ctx, fleet, images, infos, plans)
     except FleetError as exc:
         raise ExperimentError(f"the fleet failed during the reproduction: {exc}") from exc
     finally:
         if own:
             fleet.stop()
-    return ExperimentResult(
+    measured = ExperimentResult(
         params=params,
         env=env,
         runs=tuple(runs),
@@ -340,55 +385,5 @@ def run_experiment(
         started_at=started.isoformat(),
         wall_s=time.perf_counter() - t0,
     )
-
-
-def _environment(
-    params: ExperimentParams,
-    ctx: _Ctx,
-    fleet: FleetBackend,
-    images: Any,
-    infos: dict[str, Any],
-    plans: dict[str, str],
-) -> Environment:
-    method = ctx.methods[0] if ctx.methods else {}
-    labels = sorted(
-        {" ".join(f"{c}={m.get(c, 'none')}" for c in ("cpu", "gpu", "ram")) for m in ctx.methods}
-    )
-    weights = "; ".join(sorted({i.weights_source for i in infos.values()}))
-    if "random" in weights:
-        weights += " — latency and energy are valid, predictions are not"
-    img_text = f"{len(images)} images from {images.source}, seed {params.seed}"
-    if images.notes:
-        img_text += " (" + " ".join(images.notes) + ")"
-    runtime = params.runtime + (
-        " (PyTorch eager, the paper's)" if params.runtime == "torch" else " (ONNX Runtime, ours)"
-    )
-    att = {
-        "cputime": "cputime (Kepler's: active CPU energy by the nodes' share of the host's busy "
-        "CPU seconds; idle baseline and other processes kept apart; RAM/GPU by the same shares)",
-        "quota": "quota (the paper's IV.A.1: host energy split by the nodes' CPU-quota shares)",
-    }[params.attribution]
-    return Environment(
-        energy_method="; ".join(labels),
-        energy_method_text=describe_method(method),
-        meter=params.meter,
-        attribution=att,
-        enforcement=enforcement_text(fleet),
-        runtime=runtime,
-        weights=weights,
-        images=img_text,
-        machine=machine_text(),
-        fleet=ctx.spec.source,
-        nodes=tuple(
-            (n.name, n.cpu_quota, n.memory_mb, ctx.intensities[n.name].g_per_kwh, n.pue)
-            for n in ctx.spec.nodes
-        ),
-        mono_node=ctx.mono,
-        amp4ec_plan=plans,
-        notes=(
-            f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}",
-            f"CPU idle baseline (cputime): {ctx.idle_cpu_power_w:.3f} W, the lowest CPU power "
-            f"sample of a {IDLE_WINDOW_S:.0f} s window with the fleet idle before the runs",
-            f"{len(ctx.rows)} ledger rows",
-        ),
-    )
+    # A pure recomputation from the records: both rates come from the same measurements.
+    return apply_energy_rate(measured, params.energy_rate)
