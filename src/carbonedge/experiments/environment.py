@@ -49,8 +49,9 @@ def environment(
         " (PyTorch eager, the paper's)" if params.runtime == "torch" else " (ONNX Runtime, ours)"
     )
     att = {
-        "cputime": "cputime (Kepler's: active CPU energy by the nodes' share of the host's busy "
-        "CPU seconds; idle baseline and other processes kept apart; RAM/GPU by the same shares)",
+        "cputime": "cputime (Kepler's: active energy by the nodes' share of the host's busy CPU "
+        "seconds; static energy (CPU idle floor, constant RAM power) and other processes kept "
+        "apart; measured GPU energy by the same shares)",
         "quota": "quota (the paper's IV.A.1: host energy split by the nodes' CPU-quota shares)",
     }[params.attribution]
     return Environment(
