@@ -13,6 +13,12 @@ from carbonedge.carbon.attribution import (
     host_busy_cpu_seconds,
 )
 from carbonedge.carbon.codecarbon_meter import CodeCarbonConfig, CodeCarbonMeter
+from carbonedge.carbon.embodied import (
+    SECONDS_PER_YEAR,
+    EmbodiedError,
+    EmbodiedProfile,
+    embodied_g,
+)
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.equations import (
     PAPER_RAM_W_PER_GB,
@@ -43,6 +49,7 @@ from carbonedge.carbon.trace import CsvTrace
 __all__ = [
     "ATTRIBUTION_METHODS",
     "PAPER_RAM_W_PER_GB",
+    "SECONDS_PER_YEAR",
     "Attribution",
     "AttributionError",
     "CodeCarbonConfig",
@@ -52,6 +59,8 @@ __all__ = [
     "CountryMixIntensity",
     "CsvTrace",
     "ElectricityMapsSource",
+    "EmbodiedError",
+    "EmbodiedProfile",
     "EmissionsLedger",
     "EnergyMeter",
     "EnergyReading",
@@ -71,6 +80,7 @@ __all__ = [
     "attribute",
     "carbon_g",
     "cpu_seconds",
+    "embodied_g",
     "energy_kwh",
     "host_busy_cpu_seconds",
     "integrate_kwh",

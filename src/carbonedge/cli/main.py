@@ -19,6 +19,8 @@ _COMMAND_MODULES = (
     "fleet_cmd",
     "partition_cmd",
     "reproduce_cmd",
+    "future_cmd",
+    "serve_cmd",
 )
 
 EXIT_USAGE = 2

@@ -270,7 +270,9 @@ class LocalFleet(FleetCore[_Node]):
         if p.seq >= 0:
             try:
                 self._send(n, ("run", p.seq, model_key, batch))
-            except (OSError, ValueError):
+            # TypeError: the reader thread closed the pipe while this thread was sending
+            # (multiprocessing then finds its handle None mid-call).
+            except (OSError, ValueError, TypeError):
                 self._node_failed(n, n.generation, "pipe closed")
         return p.future
 

@@ -13,10 +13,14 @@ Example::
     memory_mb = 1024
     intensity_g_per_kwh = 380      # static grid intensity (gCO2/kWh), and/or zone = "FR"
     pue = 1.0
+    embodied_kgco2e = 20.0         # optional: manufacturing footprint (kgCO2e) ...
+    lifetime_years = 4.0           # ... amortised over this service life (both or neither)
+    embodied_source = "vendor PCF" # optional: where the footprint comes from
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from carbonedge.carbon.embodied import EmbodiedProfile
 from carbonedge.errors import ConfigError
 
 PowerKind = Literal["linear", "measured"]
@@ -56,7 +61,11 @@ class PowerProfile:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One edge node. ``cpu_quota`` in cores, ``memory_mb`` in MiB, intensity in gCO2/kWh."""
+    """One edge node. ``cpu_quota`` in cores, ``memory_mb`` in MiB, intensity in gCO2/kWh.
+
+    ``embodied``: the device's manufacturing footprint and service life (paper V.A future
+    work, see :mod:`carbonedge.carbon.embodied`), or ``None`` when no figure is known.
+    """
 
     name: str
     cpu_quota: float
@@ -66,6 +75,7 @@ class NodeSpec:
     zone: str | None = None
     pue: float = 1.0
     device: str | None = None
+    embodied: EmbodiedProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,9 @@ _NODE_KEYS = {
     "power",
     "pue",
     "device",
+    "embodied_kgco2e",
+    "lifetime_years",
+    "embodied_source",
 }
 
 
@@ -196,6 +209,61 @@ def _power(f: _Fields, device: Mapping[str, Any] | None) -> PowerProfile:
     else:
         source = f"{f.where} (user-supplied)" if kind == "linear" else "measured"
     return PowerProfile(kind, idle_w, max_w, source)  # type: ignore[arg-type]
+
+
+def device_embodied(name: str, profile: Mapping[str, Any]) -> EmbodiedProfile | None:
+    """The embodied footprint a device profile carries, or None. A profile may carry
+    ``embodied_kgco2e`` and ``lifetime_years`` only together and only with an
+    ``embodied_source`` citing a published figure; anything else is a ConfigError."""
+    where = f"device profile {name}"
+    kg, life = profile.get("embodied_kgco2e"), profile.get("lifetime_years")
+    source = profile.get("embodied_source")
+    if kg is None and life is None:
+        if source is not None:
+            raise ConfigError(f"{where}: embodied_source without embodied_kgco2e/lifetime_years")
+        return None
+    if kg is None or life is None:
+        raise ConfigError(f"{where}: embodied_kgco2e and lifetime_years go together")
+    if not isinstance(source, str) or len(source.strip()) < 10:
+        raise ConfigError(f"{where}: embodied_kgco2e needs embodied_source citing a publication")
+    for key, value in (("embodied_kgco2e", kg), ("lifetime_years", life)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{where}: {key} must be > 0, got {value!r}")
+    return EmbodiedProfile(float(kg), float(life), f"device profile {name}: {source}")
+
+
+def _embodied(
+    f: _Fields, device_name: str | None, device: Mapping[str, Any] | None
+) -> EmbodiedProfile | None:
+    """Per-node ``embodied_kgco2e`` + ``lifetime_years`` (both or neither, > 0), else the
+    device profile's cited figure, else None."""
+    values: dict[str, float | None] = {}
+    for key in ("embodied_kgco2e", "lifetime_years"):
+        value = f.num(key, positive=True)
+        if value is not None and not math.isfinite(value):
+            raise f._err(key, f"must be a finite number, got {value!r}")
+        values[key] = value
+    kg, life = values["embodied_kgco2e"], values["lifetime_years"]
+    source = f.str_("embodied_source")
+    if (kg is None) != (life is None):
+        given, missing = (
+            ("embodied_kgco2e", "lifetime_years")
+            if life is None
+            else ("lifetime_years", "embodied_kgco2e")
+        )
+        raise f._err(missing, f"is required when {given} is given (give both or neither)")
+    if kg is not None and life is not None:
+        return EmbodiedProfile(kg, life, source or f"{f.where} (user-supplied)")
+    if source is not None:
+        raise f._err("embodied_source", "needs embodied_kgco2e and lifetime_years")
+    if device_name is None or device is None:
+        return None
+    try:
+        return device_embodied(device_name, device)
+    except ConfigError as exc:
+        raise f._err("device", str(exc)) from None
 
 
 def _node(where: str, table: Any) -> NodeSpec:
@@ -238,6 +306,7 @@ def _node(where: str, table: Any) -> NodeSpec:
         zone=zone,
         pue=pue,
         device=device_name,
+        embodied=_embodied(f, device_name, device),
     )
 
 

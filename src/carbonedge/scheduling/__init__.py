@@ -21,6 +21,13 @@ from carbonedge.scheduling.reference import reference_paper_select
 from carbonedge.scheduling.scheduler import DEFAULT_LATENCY_THRESHOLD_MS, POLICIES, Scheduler
 from carbonedge.scheduling.state import NodeState, Task
 from carbonedge.scheduling.sweep import SweepPoint, sweep_wc
+from carbonedge.scheduling.temporal import (
+    ForecastPoint,
+    ShiftError,
+    ShiftPlan,
+    best_start,
+    window_mean_g_per_kwh,
+)
 from carbonedge.scheduling.vectorized import FleetArrays
 from carbonedge.scheduling.weights import MODES, Weights, resolve_weights
 
@@ -33,12 +40,16 @@ __all__ = [
     "Decision",
     "Explanation",
     "FleetArrays",
+    "ForecastPoint",
     "NodeExplanation",
     "NodeState",
     "Scheduler",
+    "ShiftError",
+    "ShiftPlan",
     "SweepPoint",
     "Task",
     "Weights",
+    "best_start",
     "components",
     "energy_estimate_wh",
     "filter_reasons",
@@ -52,4 +63,5 @@ __all__ = [
     "score_performance",
     "score_resources",
     "sweep_wc",
+    "window_mean_g_per_kwh",
 ]

@@ -1,0 +1,321 @@
+"""Rolling meter windows -> energy per CPU-second per node, for cheap per-request estimates.
+
+Starting and stopping a meter per request would cost milliseconds (CodeCarbon samples once a
+second anyway). Instead a background thread measures the host in back-to-back windows of
+``window_s`` seconds (``EnergyMeter.start()`` / ``stop()``), reads the CPU seconds of each node's
+process (psutil, or the served requests' ``cpu_s`` where the backend exposes no pids) and the
+host's busy CPU seconds, and attributes the window with ``carbon.attribute(..., "cputime")``
+(Kepler's method, docs/carbon-monitor.md): the idle baseline and static RAM energy stay apart,
+active energy is split by CPU-time share of the host's busy CPU seconds.
+
+What it publishes, as one immutable :class:`RateSnapshot`, is each node's *active energy per
+CPU-second* (kWh per CPU-s, per component). A request that used ``cpu_s`` CPU seconds on a node
+is then estimated at ``rate x cpu_s`` kWh (the per-task rule of ``Attribution.task_energy``) and
+``rate x cpu_s x I x PUE`` gCO2 (Eq. 2): a dictionary read and a few multiplications.
+
+Before the first window closes the rate comes from the node's power profile (Eq. 4's
+``P_node``): a linear profile draws ``max_w - idle_w`` W above idle when the node's whole quota
+is busy, i.e. ``(max_w - idle_w) / cpu_quota`` J per CPU-second.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from carbonedge.carbon import (
+    AttributionError,
+    EnergyMeter,
+    EnergyReading,
+    attribute,
+    cpu_seconds,
+    host_busy_cpu_seconds,
+)
+from carbonedge.carbon.equations import JOULES_PER_KWH
+from carbonedge.fleet import FleetBackend, FleetSpec
+
+__all__ = ["MIN_NODE_CPU_S", "EnergyWindows", "RateSnapshot", "WindowTotals", "profile_snapshot"]
+
+Rate = tuple[float, float, float]  # kWh per CPU-second: (cpu, gpu, ram)
+
+# A node that used less CPU than this in a window gets the host-wide rate (active energy per busy
+# CPU-second of the whole host) instead of its own ratio of two tiny numbers.
+MIN_NODE_CPU_S = 0.05
+
+
+@dataclass(frozen=True)
+class RateSnapshot:
+    """Active energy per CPU-second of each node, from one closed window (or the prior).
+
+    Attributes:
+        rates: node -> (cpu, gpu, ram) kWh per CPU-second.
+        basis: node -> ``"node"`` (its own CPU time in the window), ``"host"`` (the host's
+            active energy per busy CPU-second: the node was nearly idle) or ``"power-profile"``.
+        source: ``"window"`` (a measured window) or ``"power-profile"`` (no window closed yet).
+        energy_method: how the window's host energy was obtained, per component (``cpu``,
+            ``gpu``, ``ram`` -> ``rapl``, ``cpu-load-model``, ``constant``, ``fake``, ...).
+        meter: the meter's name (``codecarbon``, ``fake``, ``none``).
+        window_s: the window's length in s (0 for the prior).
+        closed_mono_s: ``time.monotonic()`` when the window closed.
+        index: 1 for the first window, 0 for the prior.
+    """
+
+    rates: Mapping[str, Rate]
+    basis: Mapping[str, str]
+    source: str
+    energy_method: Mapping[str, str]
+    meter: str
+    window_s: float
+    closed_mono_s: float
+    index: int = 0
+
+    @property
+    def method_label(self) -> str:
+        """``cpu=cpu-load-model gpu=none ram=constant`` style label."""
+        return " ".join(f"{c}={self.energy_method.get(c, 'none')}" for c in ("cpu", "gpu", "ram"))
+
+    def describe(self, node: str, now_mono_s: float) -> str:
+        """One sentence on how a request's energy on ``node`` is estimated."""
+        if self.source != "window":
+            return (
+                "estimate: CPU-seconds x the node's power profile, (max_w - idle_w) / cpu_quota "
+                "per CPU-second (Eq. 4's P_node); no meter window has closed yet"
+            )
+        age_s = max(0.0, now_mono_s - self.closed_mono_s)
+        whose = (
+            f"{node}'s active energy per CPU-second"
+            if self.basis.get(node) == "node"
+            else "the host's active energy per busy CPU-second (node nearly idle in the window)"
+        )
+        return (
+            f"estimate: apportioned by CPU time from {self.meter}'s host measurement "
+            f"({self.method_label}): {whose} in the meter window of {self.window_s:.1f} s "
+            f"that closed {age_s:.1f} s ago, x this request's CPU-seconds; "
+            "idle baseline and static RAM power not included"
+        )
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """Cumulative figures over all closed windows, kWh (for /metrics).
+
+    ``host_kwh``: (component, method) -> host energy measured; ``node_kwh``: node -> active
+    energy attributed by CPU time; ``idle_kwh``: static energy (idle CPU baseline, constant
+    RAM); ``other_kwh``: active energy of processes outside the nodes.
+    """
+
+    windows: int = 0
+    duration_s: float = 0.0
+    host_kwh: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    node_kwh: Mapping[str, float] = field(default_factory=dict)
+    idle_kwh: float = 0.0
+    other_kwh: float = 0.0
+    errors: int = 0
+    last_error: str = ""
+
+
+def profile_snapshot(spec: FleetSpec) -> RateSnapshot:
+    """The prior: ``(max_w - idle_w) / cpu_quota`` J per CPU-second per node, as kWh/CPU-s."""
+    rates = {
+        n.name: ((n.power.max_w - n.power.idle_w) / n.cpu_quota / JOULES_PER_KWH, 0.0, 0.0)
+        for n in spec.nodes
+    }
+    return RateSnapshot(
+        rates=rates,
+        basis=dict.fromkeys(spec.names, "power-profile"),
+        source="power-profile",
+        energy_method={"cpu": "power-profile", "gpu": "none", "ram": "none"},
+        meter="none",
+        window_s=0.0,
+        closed_mono_s=time.monotonic(),
+    )
+
+
+class EnergyWindows:
+    """Background thread measuring back-to-back windows; :attr:`snapshot` is the latest rates.
+
+    ``idle_cpu_power_w``: the CPU idle baseline in W for ``cputime``; None takes the lowest CPU
+    power sample seen in any window so far (a running minimum: under steady traffic one window's
+    lowest sample is not idle). ``record(node, cpu_s)`` is called per served request (a dict
+    update under a lock) and used where the fleet exposes no node pids.
+    """
+
+    def __init__(
+        self,
+        meter: EnergyMeter,
+        fleet: FleetBackend,
+        window_s: float,
+        *,
+        idle_cpu_power_w: float | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self._meter = meter
+        self._fleet = fleet
+        self._window_s = window_s
+        self._fixed_idle_w = idle_cpu_power_w
+        self._min_cpu_w = math.inf
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._task_cpu: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.snapshot = profile_snapshot(fleet.spec)
+        self.totals = WindowTotals()
+
+    def record(self, node: str, cpu_s: float) -> None:
+        """Add one served request's CPU seconds to the current window."""
+        with self._lock:
+            self._task_cpu[node] = self._task_cpu.get(node, 0.0) + cpu_s
+
+    def start(self) -> None:
+        """Start the first window now (CodeCarbon: ~2 s of hardware detection the first time)."""
+        self._meter.start()
+        self._thread = threading.Thread(target=self._run, name="carbonedge-meter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the current window (its energy goes into the totals) and stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+            self._thread = None
+
+    # -- the thread ------------------------------------------------------------------------------
+
+    def _pids(self) -> dict[str, int | None] | None:
+        pids: Callable[[], dict[str, int | None]] | None = getattr(self._fleet, "node_pids", None)
+        return pids() if pids is not None else None
+
+    @staticmethod
+    def _cpu(pids: Mapping[str, int | None]) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for name, pid in pids.items():
+            try:
+                out[name] = cpu_seconds([pid]) if pid is not None else None
+            except AttributionError:
+                out[name] = None
+        return out
+
+    def _run(self) -> None:
+        pids = self._pids()
+        cpu0 = self._cpu(pids) if pids is not None else None
+        host0 = host_busy_cpu_seconds()
+        last = False
+        while not last:
+            last = self._stop.wait(self._window_s)
+            try:
+                reading = self._meter.stop()
+            except Exception as exc:  # a meter failure must not kill the server
+                self._error(f"meter stop failed: {exc}")
+                reading = None
+            host1 = host_busy_cpu_seconds()
+            new_pids = self._pids()
+            cpu1 = self._cpu(pids) if pids is not None else None
+            with self._lock:
+                task_cpu, self._task_cpu = self._task_cpu, {}
+            if not last:
+                try:
+                    self._meter.start()
+                except Exception as exc:
+                    self._error(f"meter start failed: {exc}")
+                    last = True
+            if reading is not None:
+                cpu = self._window_cpu(cpu0, cpu1, pids, new_pids, task_cpu)
+                host = max(0.0, host1 - host0) if pids is not None else None
+                try:
+                    self._publish(reading, cpu, host)
+                except AttributionError as exc:
+                    self._error(f"attribution failed: {exc}")
+            pids = new_pids
+            cpu0 = self._cpu(pids) if pids is not None else None
+            host0 = host1
+
+    def _window_cpu(
+        self,
+        cpu0: Mapping[str, float | None] | None,
+        cpu1: Mapping[str, float | None] | None,
+        pids0: Mapping[str, int | None] | None,
+        pids1: Mapping[str, int | None] | None,
+        task_cpu: Mapping[str, float],
+    ) -> dict[str, float]:
+        """Per-node CPU seconds of the window: psutil deltas where the node's process stayed
+        the same, else the served requests' own CPU seconds."""
+        out = {}
+        for name in self._fleet.spec.names:
+            a = cpu0.get(name) if cpu0 is not None else None
+            b = cpu1.get(name) if cpu1 is not None else None
+            same = pids0 is not None and pids1 is not None and pids0.get(name) == pids1.get(name)
+            if a is not None and b is not None and same:
+                out[name] = max(0.0, b - a)
+            else:
+                out[name] = task_cpu.get(name, 0.0)
+        return out
+
+    def _publish(
+        self, reading: EnergyReading, cpu: Mapping[str, float], host_cpu_s: float | None
+    ) -> None:
+        for s in reading.samples:
+            self._min_cpu_w = min(self._min_cpu_w, s.cpu_w)
+        if self._fixed_idle_w is not None:
+            idle_w = self._fixed_idle_w
+        else:
+            idle_w = self._min_cpu_w if math.isfinite(self._min_cpu_w) else 0.0
+        att = attribute(
+            reading, cpu, None, "cputime", idle_cpu_power_w=idle_w, host_cpu_s=host_cpu_s
+        )
+        active = (
+            reading.cpu_energy_kwh - att.idle.cpu_energy_kwh,
+            reading.gpu_energy_kwh - att.idle.gpu_energy_kwh,
+            reading.ram_energy_kwh - att.idle.ram_energy_kwh,
+        )
+        busy_s = max(host_cpu_s or 0.0, sum(cpu.values()))
+        host_rate = tuple(a / busy_s for a in active) if busy_s > 0 else None
+        previous = self.snapshot
+        rates: dict[str, Rate] = {}
+        basis: dict[str, str] = {}
+        for name in self._fleet.spec.names:
+            if cpu.get(name, 0.0) >= MIN_NODE_CPU_S:
+                rates[name], basis[name] = att.kwh_per_cpu_s[name], "node"
+            elif host_rate is not None:
+                rates[name], basis[name] = (host_rate[0], host_rate[1], host_rate[2]), "host"
+            else:
+                rates[name], basis[name] = previous.rates[name], previous.basis[name]
+        self.snapshot = RateSnapshot(
+            rates=rates,
+            basis=basis,
+            source="window",
+            energy_method=dict(reading.method),
+            meter=reading.info.meter,
+            window_s=reading.duration_s,
+            closed_mono_s=time.monotonic(),
+            index=previous.index + 1,
+        )
+        t = self.totals
+        host_kwh = dict(t.host_kwh)
+        for comp in ("cpu", "gpu", "ram"):
+            key = (comp, reading.method.get(comp, "none"))
+            host_kwh[key] = host_kwh.get(key, 0.0) + getattr(reading, f"{comp}_energy_kwh")
+        node_kwh = dict(t.node_kwh)
+        for name, e in att.by_node.items():
+            node_kwh[name] = node_kwh.get(name, 0.0) + e.energy_kwh
+        self.totals = WindowTotals(
+            windows=t.windows + 1,
+            duration_s=t.duration_s + reading.duration_s,
+            host_kwh=host_kwh,
+            node_kwh=node_kwh,
+            idle_kwh=t.idle_kwh + att.idle.energy_kwh,
+            other_kwh=t.other_kwh + att.other.energy_kwh,
+            errors=t.errors,
+            last_error=t.last_error,
+        )
+
+    def _error(self, message: str) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        t = self.totals
+        self.totals = replace(t, errors=t.errors + 1, last_error=f"{stamp} {message}")
+        if self._on_error is not None:
+            self._on_error(message)
