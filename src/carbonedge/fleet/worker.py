@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import resource
 import signal
 import threading
@@ -185,15 +186,28 @@ def node_main(
         except OSError:
             os._exit(4)
 
+    # A reader thread drains the pipe into a queue. A 224x224 input (~600 KB) is far larger than
+    # a pipe's buffer: read only between tasks, the parent's send of the next input would block
+    # until the current task ends, and a parent feeding several nodes would leave them idle.
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def reader() -> None:
+        while True:
+            try:
+                inbox.put(conn.recv())
+            except (EOFError, OSError):
+                inbox.put(("eof",))
+                return
+
     send(("ready", os.getpid()))
     threading.Thread(target=heartbeat, daemon=True).start()
+    threading.Thread(target=reader, daemon=True).start()
     runners: dict[str, Runtime] = {}
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            os._exit(0)
+        msg = inbox.get()
         kind = msg[0]
+        if kind == "eof":
+            os._exit(0)
         if kind == "run":
             _, seq, key, batch = msg
             try:
