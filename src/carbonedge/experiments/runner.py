@@ -37,11 +37,11 @@ from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRec
 from carbonedge.experiments.setup import (
     amp4ec_pipeline,
     default_meter_factory,
-    intensities,
     mono_node,
     running_power_states,
 )
 from carbonedge.fleet import FleetBackend, FleetError, ModelRef, NodeDownError, Pipeline, TaskResult
+from carbonedge.fleet.intensity import node_intensities
 from carbonedge.scheduling import MODES, Scheduler, Task
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class _Ctx:
         self.fleet = fleet
         self.spec = fleet.spec
         self.meter = Meter(meter, fleet)
-        self.intensities = intensities(self.spec)
+        self.intensities = node_intensities(self.spec)
         self.mono = mono_node(params, self.spec, self.intensities)
         self.keys: dict[str, str] = {}
         self.pipelines: dict[str, Pipeline] = {}

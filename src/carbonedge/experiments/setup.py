@@ -15,11 +15,9 @@ from typing import Any
 from carbonedge.carbon import (
     CodeCarbonConfig,
     CodeCarbonMeter,
-    CountryMixIntensity,
     EnergyMeter,
     FakeMeter,
     IntensityReading,
-    StaticIntensity,
 )
 from carbonedge.errors import ConfigError
 from carbonedge.experiments.params import ExperimentParams
@@ -69,23 +67,6 @@ def describe_method(method: Mapping[str, str]) -> str:
         name = method.get(comp, "none")
         parts.append(f"{comp.upper()}: {_METHOD_TEXT.get(name, name)}")
     return "; ".join(parts)
-
-
-def intensities(spec: FleetSpec) -> dict[str, IntensityReading]:
-    """Each node's intensity (gCO2/kWh): its static value, else its zone's yearly average."""
-    static = StaticIntensity(
-        {n.name: n.intensity_g_per_kwh for n in spec.nodes if n.intensity_g_per_kwh is not None},
-        source="static (fleet spec)",
-    )
-    country = CountryMixIntensity()
-    out = {}
-    for n in spec.nodes:
-        if n.intensity_g_per_kwh is not None:
-            out[n.name] = static.intensity(n.name)
-        else:
-            assert n.zone is not None
-            out[n.name] = country.intensity(n.zone)
-    return out
 
 
 def mono_node(

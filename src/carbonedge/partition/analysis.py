@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from carbonedge.models.macs import counting_macs
 from carbonedge.partition.chain import Chain, check_chain, find_chain
 from carbonedge.partition.eq5 import eq5_conv, eq5_linear
 from carbonedge.partition.errors import PartitionError
@@ -56,34 +57,9 @@ def eq5_cost(module: nn.Module) -> int:
 
 def count_unit_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
     """MACs of one forward of ``module`` on ``x`` (conv and linear layers), and its output."""
-    total = 0
-
-    def conv_hook(layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        nonlocal total
-        assert isinstance(layer, nn.modules.conv._ConvNd)
-        kernel = 1
-        for size in layer.kernel_size:
-            kernel *= size
-        total += output.numel() * (layer.in_channels // layer.groups) * kernel
-
-    def linear_hook(layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        nonlocal total
-        assert isinstance(layer, nn.Linear)
-        total += output.numel() * layer.in_features
-
-    handles = []
-    for sub in module.modules():
-        if isinstance(sub, nn.modules.conv._ConvNd):
-            handles.append(sub.register_forward_hook(conv_hook))
-        elif isinstance(sub, nn.Linear):
-            handles.append(sub.register_forward_hook(linear_hook))
-    try:
-        with torch.inference_mode():
-            out = module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total, out
+    with counting_macs(module) as count, torch.inference_mode():
+        out = module(x)
+    return count.total, out
 
 
 def measure_ms(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, repeats: int = 5) -> float:

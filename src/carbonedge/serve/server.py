@@ -21,14 +21,12 @@ from typing import Any
 from carbonedge.carbon import (
     CodeCarbonConfig,
     CodeCarbonMeter,
-    CountryMixIntensity,
     EnergyMeter,
     FakeMeter,
-    IntensityReading,
-    StaticIntensity,
 )
 from carbonedge.errors import ConfigError
-from carbonedge.fleet import FleetBackend, FleetSpec, LocalFleet, ModelRef, load_fleet
+from carbonedge.fleet import FleetBackend, LocalFleet, ModelRef, load_fleet
+from carbonedge.fleet.intensity import node_intensities
 from carbonedge.scheduling import Scheduler
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.handler import InferenceHTTPServer
@@ -42,25 +40,6 @@ __all__ = ["FAKE_POWER_W", "ServeApp", "launch", "make_meter", "node_intensities
 # The fake meter's constant host power (cpu, gpu, ram) in W, for tests and demos; every figure
 # it yields is labelled "fake".
 FAKE_POWER_W = (8.0, 0.0, 2.0)
-
-
-def node_intensities(spec: FleetSpec) -> dict[str, IntensityReading]:
-    """Each node's grid intensity (gCO2/kWh): the fleet file's static value, else the yearly
-    average of its zone from CodeCarbon's bundled energy mix."""
-    static = StaticIntensity(
-        {n.name: n.intensity_g_per_kwh for n in spec.nodes if n.intensity_g_per_kwh is not None},
-        source="static (fleet spec)",
-    )
-    country = CountryMixIntensity()
-    out = {}
-    for n in spec.nodes:
-        if n.intensity_g_per_kwh is not None:
-            out[n.name] = static.intensity(n.name)
-        elif n.zone is not None:
-            out[n.name] = country.intensity(n.zone)
-        else:  # load_fleet requires one of them; a hand-built spec may not
-            raise ConfigError(f"{spec.source}: node {n.name!r} has neither intensity nor zone")
-    return out
 
 
 def make_meter(config: ServeConfig) -> tuple[EnergyMeter, float | None]:
