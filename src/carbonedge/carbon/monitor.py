@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import resource
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,8 @@ def monitor_command(
     intensity: IntensitySource,
     zone: str,
     pue: float = 1.0,
+    *,
+    baseline_s: float = 0.0,
 ) -> MonitorResult:
     """Run ``command`` (no shell) while ``meter`` measures the host; return energy and carbon.
 
@@ -92,11 +95,17 @@ def monitor_command(
     Host energy is also attributed to the command by CPU time (``cputime``): the command's
     CPU seconds (its waited-for process tree, ``getrusage(RUSAGE_CHILDREN)``) against the
     host's busy CPU seconds over the window; the rest is idle baseline and other processes.
+
+    ``baseline_s`` > 0 first measures the host for that many seconds before the command starts
+    and takes its lowest CPU power sample (its mean without samples) as the idle baseline. With
+    0 the baseline is the lowest CPU sample of the command's own window, which for a command
+    that keeps the host busy the whole time is not idle at all.
     """
     if not command:
         raise CommandError("no command given to monitor (use: carbonedge monitor -- COMMAND)")
     carbon_g(0.0, 0.0, pue)  # validates pue before spending time
     reading_i = intensity.intensity(zone)
+    idle_cpu_power_w = _idle_cpu_power_w(meter, baseline_s) if baseline_s > 0 else None
     meter.start()
     host_before_s = host_busy_cpu_seconds()
     child_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -114,7 +123,12 @@ def monitor_command(
     command_cpu_s = (child_after.ru_utime - child_before.ru_utime) + (
         child_after.ru_stime - child_before.ru_stime
     )
-    shares = attribute(reading, {"command": command_cpu_s}, host_cpu_s=host_cpu_s)
+    shares = attribute(
+        reading,
+        {"command": command_cpu_s},
+        host_cpu_s=host_cpu_s,
+        idle_cpu_power_w=idle_cpu_power_w,
+    )
     return MonitorResult(
         tuple(command),
         completed.returncode,
@@ -125,3 +139,12 @@ def monitor_command(
         host_cpu_s,
         shares,
     )
+
+
+def _idle_cpu_power_w(meter: EnergyMeter, baseline_s: float) -> float:
+    """The host's CPU power (W) over ``baseline_s`` seconds of doing nothing ourselves."""
+    meter.start()
+    time.sleep(baseline_s)
+    idle = meter.stop()
+    samples = [s.cpu_w for s in idle.samples if s.t_s > 0]
+    return min(samples) if samples else idle.mean_power_w("cpu")

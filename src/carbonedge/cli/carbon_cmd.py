@@ -35,6 +35,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     mon.add_argument("--measure-power-secs", type=float, default=1.0, metavar="S")
     mon.add_argument("--force-cpu-power", type=float, metavar="W", help="CPU TDP for CodeCarbon")
     mon.add_argument("--force-ram-power", type=float, metavar="W", help="constant RAM power")
+    mon.add_argument(
+        "--baseline-s",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="measure the idle host for S seconds first (idle baseline); 0: lowest sample of "
+        "the command's window",
+    )
     mon.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     mon.set_defaults(handler=run_monitor)
 
@@ -98,7 +106,9 @@ def run_monitor(args: argparse.Namespace) -> int:
             ram_model=args.ram_model,
         )
     )
-    result = monitor_command(command, meter, source, zone, args.pue)
+    if not args.baseline_s >= 0:
+        raise ConfigError(f"--baseline-s must be >= 0, got {args.baseline_s}")
+    result = monitor_command(command, meter, source, zone, args.pue, baseline_s=args.baseline_s)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return result.exit_code
