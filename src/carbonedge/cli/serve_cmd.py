@@ -78,10 +78,14 @@ def _serve(args: argparse.Namespace) -> int:
     def _on_term(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, _on_term)
     print(f"starting the fleet and deploying {config.model} ({config.runtime}) ...", flush=True)
     app = launch(config, args.fleet)
+    previous: dict[signal.Signals, Any] = {}
     try:
+        # SIGINT too, explicitly: a process started in the background by a non-interactive
+        # shell inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _on_term)
         nodes = ", ".join(app.fleet.spec.names)
         print(f"carbonedge serve: listening on {app.url} (nodes: {nodes})", flush=True)
         print(f"policy {config.policy}, mode {config.mode}; {config.weights_note}", flush=True)
@@ -94,7 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         print("stopping: server, meter window, ledger, fleet ...", file=sys.stderr, flush=True)
         app.close()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     ledger = app.ledger
     where = (
         f"in {ledger.path}"
