@@ -26,10 +26,12 @@ import os
 import queue
 import resource
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carbonedge.fleet.base import ModelPayload, ModelRef
@@ -55,51 +57,6 @@ def rss_mb() -> tuple[float, float]:
     return rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, peak_kb / 1024
 
 
-class _OnnxRunner:
-    """ONNX Runtime on one thread for any module (segments have non-image input shapes)."""
-
-    name = "onnx"
-
-    def __init__(self, module: Any, input_shape: tuple[int, ...]) -> None:
-        import onnxruntime as ort
-        import torch
-
-        buf = io.BytesIO()
-        torch.onnx.export(
-            module,
-            (torch.zeros(input_shape),),
-            buf,  # type: ignore[arg-type]
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-            dynamo=False,
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            buf.getvalue(), opts, providers=["CPUExecutionProvider"]
-        )
-
-    def run(self, batch: Any) -> Any:
-        return self._session.run(None, {"x": batch})[0]
-
-
-class _TorchRunner:
-    """PyTorch eager, inference mode, on the calling thread."""
-
-    name = "torch"
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-
-    def run(self, batch: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            return self._module(torch.from_numpy(batch)).numpy()
-
-
 def dilation_sleep_s(quota: float, cpu_s: float) -> float:
     """Time dilation: the sleep (s) after ``cpu_s`` CPU seconds of work that keeps a node at
     ``quota`` cores on average, ``(1/q - 1) x cpu_s`` (0 for a quota of one core or more)."""
@@ -114,9 +71,10 @@ def build_runtime_for_payload(
     A :class:`ModelRef` is built with ``carbonedge.models.build_model``; a :class:`ModuleBlob`
     is loaded with ``torch.load``. The footprint (bytes: weights + buffers + activation peak for
     the payload's input shape, ``carbonedge.fleet.memory.estimate_footprint``) must fit
-    ``budget_bytes``, else MemoryError naming MiB needed and free. The ONNX runner exports the
-    module (opset default, dynamic batch axis) and runs it on one ONNX Runtime thread; the torch
-    runner runs eager in inference mode on the calling thread. Both backends' nodes use this.
+    ``budget_bytes``, else MemoryError naming MiB needed and free. The runner is
+    ``carbonedge.models.runtime.make_runtime`` on one thread; ONNX exports are cached (by model
+    and weights) in ``$CARBONEDGE_CACHE`` if set, else in the system temp folder, shared by the
+    nodes and never in the home folder. Both backends' nodes use this.
     """
     import torch
 
@@ -138,7 +96,10 @@ def build_runtime_for_payload(
             f" + activations {foot.activation_bytes / 2**20:.1f}) but only"
             f" {budget_bytes / 2**20:.1f} MiB of the node's memory_mb is free"
         )
-    runner: Runtime = _OnnxRunner(module, shape) if runtime == "onnx" else _TorchRunner(module)
+    from carbonedge.models.runtime import make_runtime
+
+    cache_dir = Path(os.environ.get("CARBONEDGE_CACHE") or tempfile.gettempdir()) / "carbonedge"
+    runner = make_runtime(runtime, module, threads=1, cache_dir=cache_dir, input_shape=shape)
     return runner, foot.total_bytes
 
 
