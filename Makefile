@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Ray and the test tools are part of the development environment; Ray's tests need a real cluster.
 EXTRAS := dev,ray
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint format bench clean browser
 
 setup: $(STAMP)
 
@@ -37,6 +37,15 @@ bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do \
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
+
+# Headless Chromium and its WebDriver for the browser tests (HTML report, dashboard); Debian
+# packages, so this needs root and apt. Skipped when both are already installed.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver already installed"; \
+	else \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

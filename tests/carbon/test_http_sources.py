@@ -134,6 +134,16 @@ def test_electricitymaps_history_and_forecast(server: Server) -> None:
     assert future.g_per_kwh == 60.0 and future.source == "electricitymaps:forecast"
 
 
+def _timeout_s(delay_s: float) -> float:
+    """Client timeout (s): short only where the server delays its answer on purpose.
+
+    A delayed route answers after ``delay_s`` at the earliest, so 0.3 s times out on any host;
+    every other route gets ample time to answer, so a busy host cannot turn an HTTP error into
+    a timeout.
+    """
+    return 0.3 if delay_s > 0 else 30.0
+
+
 @pytest.mark.parametrize(
     ("status", "body", "delay_s", "message"),
     [
@@ -148,7 +158,7 @@ def test_electricitymaps_failures_raise_clear_errors(
     server: Server, status: int, body: Any, delay_s: float, message: str
 ) -> None:
     server.route("/v3/carbon-intensity/latest", body, status, delay_s)
-    source = ElectricityMapsSource("t", server.url + "/v3", timeout_s=0.3)
+    source = ElectricityMapsSource("t", server.url + "/v3", timeout_s=_timeout_s(delay_s))
     with pytest.raises(IntensityError, match=message):
         source.intensity("DE")
 
@@ -236,7 +246,7 @@ def test_watttime_failures_raise_clear_errors(
     server: Server, status: int, body: Any, delay_s: float, message: str
 ) -> None:
     server.route("/v3/forecast", body, status, delay_s)
-    source = WattTimeSource("tok", base_url=server.url, timeout_s=0.3)
+    source = WattTimeSource("tok", base_url=server.url, timeout_s=_timeout_s(delay_s))
     with pytest.raises(IntensityError, match=message):
         source.intensity("CAISO_NORTH")
 

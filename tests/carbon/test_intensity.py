@@ -74,5 +74,5 @@ def test_csv_query_errors(tmp_path: Path) -> None:
         trace.intensity("DE", datetime(2023, 1, 1, tzinfo=UTC))
     with pytest.raises(IntensityError, match="no rows for zone 'PL'"):
         trace.intensity("PL")
-    with pytest.raises(IntensityError, match="cannot open"):
+    with pytest.raises(IntensityError, match="cannot read intensity trace"):
         CsvTrace(tmp_path / "missing.csv")

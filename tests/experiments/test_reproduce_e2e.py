@@ -101,29 +101,38 @@ def test_runs_are_internally_consistent(tiny: tuple[ExperimentParams, Path, Path
     assert all(v == pytest.approx(100 / 3) for v in amp["usage_pct"].values())
 
 
-def test_ledger_rows_follow_eq2_and_sum_to_runs(tiny: tuple[ExperimentParams, Path, Path]) -> None:
+def test_ledger_has_every_task_once_charged_by_the_engine(
+    tiny: tuple[ExperimentParams, Path, Path],
+) -> None:
+    """The engine streamed one row per task (warm-ups too, under ``<run>/warmup``), each
+    charged when it finished: Eq. 2 per row; the rate of the latest closed run window, or the
+    power-profile prior before the first window closed, and the row says which."""
     _, _, folder = tiny
     db = sqlite3.connect(folder / "ledger.sqlite")
     rows = db.execute(
-        "SELECT run_id, node, cpu_energy_kwh + gpu_energy_kwh + ram_energy_kwh, "
+        "SELECT run_id, task_id, cpu_energy_kwh + gpu_energy_kwh + ram_energy_kwh, "
         "intensity_g_per_kwh, pue, gco2, energy_method, attribution_method FROM tasks"
     ).fetchall()
+    version = db.execute("PRAGMA user_version").fetchone()[0]
     db.close()
-    assert rows
-    by_run: dict[str, float] = defaultdict(float)
-    for run_id, _node, e, i, p, g, method, att in rows:
-        assert g == pytest.approx(e * i * p, rel=1e-9, abs=1e-18)
-        assert method == "cpu=fake gpu=fake ram=fake" and att == "cputime"
-        by_run[run_id] += g
+    assert rows and version == 2
+    by_run: dict[str, int] = defaultdict(int)
+    labels = set()
+    for run_id, _task, e, i, p, g, method, att in rows:
+        assert g == pytest.approx(e * i * p, rel=1e-9, abs=1e-18) and e > 0
+        labels.add((method, att))
+        by_run[run_id] += 1
+    assert labels <= {
+        ("cpu=fake gpu=fake ram=fake", "window-cputime"),
+        ("cpu=power-profile gpu=none ram=none", "power-profile"),
+    }
+    assert ("cpu=fake gpu=fake ram=fake", "window-cputime") in labels
     result = json.loads((folder / "result.json").read_text())
-    intensity = {n["name"]: n["intensity_g_per_kwh"] for n in result["environment"]["nodes"]}
     for r in result["runs"]:
-        # A node's rows sum to the node's energy; nodes that ran no task (heartbeat CPU only)
-        # have no rows.
-        busy = [n for n, pct in r["usage_pct"].items() if pct > 0]
-        expected = sum(r["node_energy_kwh"][n] * intensity[n] for n in busy)
-        assert by_run[r["run_id"]] == pytest.approx(expected, rel=1e-9)
-        assert by_run[r["run_id"]] <= r["carbon_g"] * (1 + 1e-9)
+        stages = 3 if r["config"] == "AMP4EC" else 1
+        assert by_run[r["run_id"]] == r["n_tasks"] * stages
+        assert by_run[r["run_id"] + "/warmup"] > 0
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)
     with (folder / "ledger.csv").open() as f:
         assert sum(1 for _ in csv.DictReader(f)) == len(rows)
 

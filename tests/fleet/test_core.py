@@ -41,11 +41,27 @@ class _FakeNode(NodeHandle):
 
 
 class FakeFleet(FleetCore[_FakeNode]):
-    """A transport that launches nothing: deploys answer at once with ``footprint_bytes``."""
+    """A transport that launches nothing: deploys answer at once with ``footprint_bytes``.
 
-    def __init__(self, spec: FleetSpec, *, restart: bool = False, hang: bool = False) -> None:
+    Tasks time out after ``task_timeout_s``: long by default, so that the watchdog cannot fail
+    a task that a test on a slow or busy host has not completed yet; short where a test wants
+    the timeout.
+    """
+
+    def __init__(
+        self,
+        spec: FleetSpec,
+        *,
+        restart: bool = False,
+        hang: bool = False,
+        task_timeout_s: float = 120.0,
+    ) -> None:
         super().__init__(
-            spec, restart=restart, task_timeout_s=0.3, start_timeout_s=5.0, watch_s=0.02
+            spec,
+            restart=restart,
+            task_timeout_s=task_timeout_s,
+            start_timeout_s=5.0,
+            watch_s=0.02,
         )
         self.footprint_bytes = 10 * MIB
         self.deploy_error: str | None = None
@@ -126,7 +142,7 @@ class FakeFleet(FleetCore[_FakeNode]):
         self._node_failed(n, n.generation if generation is None else generation, reason)
 
 
-def _wait(predicate: Any, timeout_s: float = 5.0) -> None:
+def _wait(predicate: Any, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"
@@ -228,11 +244,11 @@ def test_down_node_refuses_tasks_and_leaves_node_states() -> None:
 
 
 def test_watchdog_task_timeout_and_transport_hang() -> None:
-    with FakeFleet(small_fleet(1.0, 1.0)) as fleet:
+    with FakeFleet(small_fleet(1.0, 1.0), task_timeout_s=0.3) as fleet:
         key = fleet.deploy(ModelRef("m"), ["n0"])
         fut = fleet.submit("n0", key, None)
         with pytest.raises(NodeDownError, match="hung: task timed out"):
-            fut.result(timeout=5)
+            fut.result(timeout=60)
     with FakeFleet(small_fleet(1.0), hang=True) as fleet:
         _wait(lambda: not fleet.health()[0].up)
         assert fleet.health()[0].detail == "hung: fake"

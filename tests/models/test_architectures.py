@@ -79,7 +79,10 @@ def test_logits_match_reference_library(name: str, reference: ModuleType) -> Non
     torch.testing.assert_close(logits[: first.numel()], first, atol=1e-4, rtol=1e-4)
     assert float(logits.sum()) == pytest.approx(expected["sum"], abs=1e-3)
     assert float(logits.abs().sum()) == pytest.approx(expected["abs_sum"], rel=1e-5)
-    assert int(logits.argmax()) == expected["argmax"]
+    # The reference's top class is ours too, to the 1e-4 allowed per logit above: the two top
+    # logits can be closer than that (mobilenet_v2's: 6e-5), and float32 on another CPU (other
+    # kernels, other summation order) may then swap them.
+    assert float(logits[expected["argmax"]]) >= float(logits.max()) - 1e-4
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

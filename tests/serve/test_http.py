@@ -1,4 +1,5 @@
-"""The endpoint over real HTTP on 127.0.0.1 with a real 2-node LocalFleet (one per module)."""
+"""The endpoint over real HTTP on 127.0.0.1 with a real 2-node LocalFleet (one per module),
+through the engine: one ServeApp per module on an engine over that fleet."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import pytest
 from PIL import Image
 
 from carbonedge.carbon import CodeCarbonConfig, CodeCarbonMeter
+from carbonedge.engine import Engine, EngineSettings, open_engine
 from carbonedge.fleet import LocalFleet, ModelRef
 from carbonedge.fleet.spec import parse_fleet
-from carbonedge.serve import ServeApp, ServeConfig, make_meter
+from carbonedge.serve import ServeApp, ServeConfig
 
 from .test_units import METRIC_LINE
 
@@ -49,15 +51,27 @@ def fleet() -> Iterator[tuple[LocalFleet, str]]:
         yield f, key
 
 
+def _serve(
+    fleet: LocalFleet,
+    key: str,
+    ledger: Path,
+    meter: str = "fake",
+    window_s: float = 0.5,
+    meter_factory: Any = None,
+) -> tuple[Engine, ServeApp]:
+    settings = EngineSettings(meter=meter, window_s=window_s, ledger=ledger, run_prefix="test")  # type: ignore[arg-type]
+    engine = open_engine(settings, fleet=fleet, meter=meter_factory)
+    cfg = ServeConfig(model=MODEL, port=0, engine=settings)
+    return engine, ServeApp(cfg, engine, key, own_engine=True).start()
+
+
 @pytest.fixture(scope="module")
 def app(
     fleet: tuple[LocalFleet, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeApp]:
     f, key = fleet
-    ledger = tmp_path_factory.mktemp("serve") / "ledger.sqlite"
-    cfg = ServeConfig(model=MODEL, meter="fake", port=0, window_s=0.5, ledger=ledger)
-    meter, idle = make_meter(cfg)
-    with ServeApp(cfg, f, key, meter, idle_cpu_power_w=idle).start() as a:
+    _, a = _serve(f, key, tmp_path_factory.mktemp("serve") / "ledger.sqlite")
+    with a:
         yield a
 
 
@@ -121,7 +135,7 @@ def test_infer_png_file(app: ServeApp, tmp_path: Path) -> None:
 
 def test_infer_json_body_and_windowed_energy(app: ServeApp) -> None:
     deadline = time.monotonic() + 15
-    while app.windows.totals.windows < 1 and time.monotonic() < deadline:
+    while app.engine.rates.totals.windows < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     body = json.dumps({"image_b64": base64.b64encode(_png((100, 300))).decode()}).encode()
     status, out = _infer(app, body, **{"Content-Type": "application/json"})
@@ -148,6 +162,8 @@ def test_errors_400_404_405_413(app: ServeApp) -> None:
     assert status == 400 and "X-Request-Id" in out["error"]
     status, _, data = _request(app, "GET", "/v1/nope")
     assert status == 404 and "/v1/nope" in json.loads(data)["error"]
+    status, _, data = _request(app, "GET", "/openapi.json")
+    assert status == 200 and "/v1/infer" in json.loads(data)["paths"]
     status, _, data = _request(app, "GET", "/v1/infer")
     assert status == 405 and "POST" in json.loads(data)["error"]
     status, _, data = _request(app, "GET", "/v1/ledger?limit=zero")
@@ -173,7 +189,9 @@ def test_health_nodes_and_metrics(app: ServeApp) -> None:
     health = json.loads(data)
     assert status == 200 and health["status"] in ("ok", "degraded")
     assert {n["name"] for n in health["nodes"]} == {"a", "b"}
-    assert health["model_key"] == app.service.model_key
+    assert health["model_key"] == app.model_key
+    assert all("pid" not in n for n in health["nodes"])  # no process ids to clients
+    assert health["ledger"]["file"] == "ledger.sqlite"
     status, _, data = _request(app, "GET", "/v1/nodes")
     nodes = json.loads(data)["nodes"]
     assert status == 200 and nodes and {"load", "avg_time_s", "intensity_source"} <= set(nodes[0])
@@ -182,7 +200,7 @@ def test_health_nodes_and_metrics(app: ServeApp) -> None:
     text = data.decode()
     for line in text.splitlines():
         assert METRIC_LINE.match(line), line
-    assert f'carbonedge_requests_total{{node="{out["node"]}",code="200"}}' in text
+    assert f'carbonedge_requests_total{{code="200",node="{out["node"]}"}}' in text
     assert "carbonedge_request_latency_ms_count" in text
     assert 'method="' in text and "carbonedge_request_gco2_total{" in text
 
@@ -207,13 +225,16 @@ def test_ledger_has_one_row_per_request(app: ServeApp) -> None:
     assert row["gco2"] == pytest.approx(row["energy_kwh"] * row["intensity_g_per_kwh"] * row["pue"])
 
 
-def test_real_codecarbon_meter(fleet: tuple[LocalFleet, str]) -> None:
+def test_real_codecarbon_meter(fleet: tuple[LocalFleet, str], tmp_path: Path) -> None:
     f, key = fleet
-    cfg = ServeConfig(model=MODEL, meter="codecarbon", port=0, window_s=1.0)
-    meter = CodeCarbonMeter(CodeCarbonConfig(measure_power_secs=0.5))
-    with ServeApp(cfg, f, key, meter).start() as a:
+
+    def meter() -> CodeCarbonMeter:
+        return CodeCarbonMeter(CodeCarbonConfig(measure_power_secs=0.5))
+
+    _, a = _serve(f, key, tmp_path / "l.sqlite", "codecarbon", 1.0, meter_factory=meter)
+    with a:
         deadline = time.monotonic() + 30
-        while a.windows.totals.windows < 1 and time.monotonic() < deadline:
+        while a.engine.rates.totals.windows < 1 and time.monotonic() < deadline:
             _infer(a, _png())
             time.sleep(0.2)
         status, out = _infer(a, _png())
@@ -223,7 +244,7 @@ def test_real_codecarbon_meter(fleet: tuple[LocalFleet, str]) -> None:
     assert "codecarbon" in out["energy_note"]
     assert out["energy_kwh"] >= 0
     assert out["gco2"] == pytest.approx(out["energy_kwh"] * out["intensity_g_per_kwh"] * out["pue"])
-    assert sum(a.windows.totals.host_kwh.values()) > 0
+    assert sum(a.engine.rates.totals.host_kwh.values()) > 0
 
 
 def test_node_killed_mid_request_is_redispatched(
@@ -259,12 +280,10 @@ def test_node_killed_mid_request_is_redispatched(
     assert "carbonedge_redispatches_total 1.0" in data.decode()
 
 
-def test_close_leaves_no_threads_or_sockets(fleet: tuple[LocalFleet, str]) -> None:
+def test_close_leaves_no_threads_or_sockets(fleet: tuple[LocalFleet, str], tmp_path: Path) -> None:
     f, key = fleet
-    cfg = ServeConfig(model=MODEL, meter="fake", port=0, window_s=0.2)
-    meter, idle = make_meter(cfg)
     before = {t.name for t in threading.enumerate()}
-    a = ServeApp(cfg, f, key, meter, idle_cpu_power_w=idle).start()
+    _, a = _serve(f, key, tmp_path / "l.sqlite", window_s=0.2)
     port = a.port
     assert _infer(a, _png())[0] == 200
     a.close()

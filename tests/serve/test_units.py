@@ -1,4 +1,4 @@
-"""The endpoint's parts without processes: decoding, top-5, metrics, meter windows, service."""
+"""The endpoint's parts without processes: decoding, top-5, metrics, meter windows, config."""
 
 from __future__ import annotations
 
@@ -15,21 +15,29 @@ import pytest
 from PIL import Image
 
 from carbonedge.carbon import FakeMeter
-from carbonedge.errors import ConfigError
-from carbonedge.serve import (
-    BadRequest,
-    EnergyWindows,
-    NoEligibleNode,
-    ServeApp,
-    ServeConfig,
-    ServeMetrics,
-    decode_body,
-    make_meter,
-    profile_snapshot,
-    top_k,
+from carbonedge.engine import (
+    EngineSettings,
+    MeasurementWindows,
+    NodeCpu,
+    RollingRates,
+    open_engine,
 )
+from carbonedge.engine.rates import profile_snapshot
+from carbonedge.errors import ConfigError
+from carbonedge.fleet import ModelRef
+from carbonedge.fleet.fakes import InProcessFleet
+from carbonedge.fleet.spec import FleetSpec, parse_fleet
+from carbonedge.serve import BadRequest, ServeConfig, ServeError, ServeMetrics, decode_body, top_k
 
-from .fakes import FakeFleet, fake_spec
+
+def fake_spec(n: int = 2) -> FleetSpec:
+    nodes = [
+        {"name": f"n{i}", "cpu_quota": 1.0, "memory_mb": 512,
+         "intensity_g_per_kwh": 400 - 100 * i, "idle_w": 1.0, "max_w": 5.0}
+        for i in range(n)
+    ]  # fmt: skip
+    return parse_fleet({"nodes": nodes}, "fake-fleet")
+
 
 # One exposition line: name{labels} value, or a comment.
 METRIC_LINE = re.compile(
@@ -80,41 +88,56 @@ def test_top_k_matches_a_full_softmax() -> None:
     assert [q for _, q in top] == pytest.approx(list(np.sort(p)[::-1][:5]), rel=1e-5)
 
 
-def test_metrics_text_parses_and_counts() -> None:
-    from carbonedge.serve import WindowTotals
+def test_top_k_refuses_non_finite_logits() -> None:
+    logits = np.zeros((1, 10), np.float32)
+    logits[0, 3] = np.nan
+    with pytest.raises(ServeError, match="not finite"):
+        top_k(logits)
 
-    m = ServeMetrics()
-    m.observe("n0", 20.0, 15.0, 0.01, 1e-8, 4e-6, "window-cputime", 1)
-    m.observe("n0", 30.0, 25.0, 0.01, 1e-8, 4e-6, "window-cputime", 2)
-    m.error(400)
-    totals = WindowTotals(windows=1, host_kwh={("cpu", "fake"): 1e-5}, node_kwh={"n0": 1e-6})
-    text = m.render(totals, {"n0": True, 'we"ird': False})
+
+def test_metrics_text_parses_and_counts(tmp_path: Path) -> None:
+    fleet = InProcessFleet(fake_spec(2))
+    settings = EngineSettings(meter="fake", window_s=0.0, ledger=tmp_path / "l.sqlite")
+    with open_engine(settings, fleet=fleet, models=[ModelRef("m")]) as engine:
+        m = ServeMetrics(engine)
+        m.observe("n0", 20.0, 15.0, 0.01, 1e-8, 4e-6, "window-cputime")
+        m.observe("n0", 30.0, 25.0, 0.01, 1e-8, 4e-6, "window-cputime")
+        m.error(400)
+        fleet.down = {"n1"}
+        text = m.render().decode()
     for line in text.splitlines():
         assert METRIC_LINE.match(line), line
-    assert 'carbonedge_requests_total{node="n0",code="200"} 2.0' in text
-    assert 'carbonedge_requests_total{node="none",code="400"} 1.0' in text
+    assert 'carbonedge_requests_total{code="200",node="n0"} 2.0' in text
+    assert 'carbonedge_requests_total{code="400",node="none"} 1.0' in text
     assert "carbonedge_request_latency_ms_count 2.0" in text
     assert "carbonedge_request_latency_ms_sum 50.0" in text
-    assert "carbonedge_redispatches_total 1.0" in text
-    assert 'carbonedge_request_energy_kwh_total{node="n0",method="window-cputime"} 2e-08' in text
-    assert 'carbonedge_node_up{node="we\\"ird"} 0.0' in text
+    assert 'carbonedge_request_energy_kwh_total{method="window-cputime",node="n0"} 2e-08' in text
+    assert 'carbonedge_node_up{node="n1"} 0.0' in text
+    assert (
+        'carbonedge_node_intensity_g_per_kwh{node="n1",source="static (fleet spec)"} 300.0' in text
+    )
+    assert "carbonedge_queue_depth 0.0" in text
+    assert m.requests_total() == 3
 
 
-def test_windows_publish_rates_that_reconcile_with_the_reading() -> None:
-    fleet = FakeFleet(fake_spec(2))
+def test_rolling_windows_publish_rates_that_reconcile_with_the_reading() -> None:
+    fleet = InProcessFleet(fake_spec(2))
     prior = profile_snapshot(fleet.spec)
     # linear profile 1..5 W, quota 1 core: 4 J per CPU-second above idle
     assert prior.rates["n0"][0] == pytest.approx(4.0 / 3.6e6)
-    meter = FakeMeter(lambda _t: (8.0, 0.0, 2.0), time.monotonic, 0.05)
-    windows = EnergyWindows(meter, fleet, 0.2, idle_cpu_power_w=0.0)
-    assert windows.snapshot.source == "power-profile"
-    windows.start()
-    windows.record("n0", 0.1)  # no node pids: the served requests' CPU time is used
+    cpu = NodeCpu(fleet)  # an in-process fleet has no pids: the tasks' CPU time is used
+    windows = MeasurementWindows(
+        lambda: FakeMeter(lambda _t: (8.0, 0.0, 2.0), time.monotonic, 0.05), cpu
+    )
+    rates = RollingRates(fleet.spec, windows, 0.2, idle_cpu_power_w=0.0)
+    assert rates.snapshot.source == "power-profile"
+    rates.start()
+    cpu.record("n0", 0.1)
     deadline = time.monotonic() + 10
-    while windows.snapshot.source != "window" and time.monotonic() < deadline:
+    while rates.snapshot.source != "window" and time.monotonic() < deadline:
         time.sleep(0.02)
-    windows.stop()
-    snap, totals = windows.snapshot, windows.totals
+    rates.stop()
+    snap, totals = rates.snapshot, rates.totals
     assert snap.source == "window" and totals.windows >= 1
     assert snap.basis["n0"] == "node"
     host = sum(totals.host_kwh.values())
@@ -125,83 +148,48 @@ def test_windows_publish_rates_that_reconcile_with_the_reading() -> None:
     assert "fake" in snap.describe("n0", time.monotonic())
 
 
-def _app(fleet: FakeFleet, **kw: object) -> ServeApp:
-    cfg = ServeConfig(meter="fake", port=0, window_s=60.0, **kw)  # type: ignore[arg-type]
-    meter, idle = make_meter(cfg)
-    return ServeApp(cfg, fleet, "fake/torch", meter, idle_cpu_power_w=idle)
+def test_named_windows_measure_and_refuse_misuse() -> None:
+    from carbonedge.engine.windows import WindowError
 
-
-def test_service_redispatches_once_and_records_one_row() -> None:
-    fleet = FakeFleet(fake_spec(3))
-    with _app(fleet, policy="paper", mode="performance") as app:
-        x = np.zeros((1, 3, 224, 224), np.float32)
-        first = app.service.infer(x, "a", time.perf_counter())
-        fleet.die_once.add(first.node)
-        second = app.service.infer(x, "b", time.perf_counter())
-        assert second.attempts == 2 and second.failed_nodes == (first.node,)
-        assert second.node != first.node
-        fleet.die_once.add(second.node)
-        third = [n for n in fleet.spec.names if n not in (first.node, second.node)]
-        fleet.die_once.add(third[0])
-        with pytest.raises(NoEligibleNode, match="went down"):
-            app.service.infer(x, "c", time.perf_counter())
-        with pytest.raises(NoEligibleNode, match="no node is up"):
-            app.service.infer(x, "d", time.perf_counter())
-        rows = app.ledger.recent(10)
-    assert [r["task_id"] for r in rows] == ["a", "b"]
-    expected = second.energy.energy_kwh * second.intensity.g_per_kwh * second.pue
-    assert rows[1]["gco2"] == pytest.approx(expected) and rows[1]["gco2"] > 0
-    assert rows[1]["attribution_method"] == "power-profile"
-
-
-def test_send_failing_on_a_dying_node_is_redispatched() -> None:
-    fleet = FakeFleet(fake_spec(2))
-    with _app(fleet, policy="paper", mode="performance") as app:
-        x = np.zeros((1, 3, 224, 224), np.float32)
-        first = app.service.infer(x, "a", time.perf_counter()).node
-        fleet.break_pipe.add(first)
-        out = app.service.infer(x, "b", time.perf_counter())
-        assert out.attempts == 2 and out.failed_nodes == (first,) and out.node != first
-
-
-def test_send_error_on_a_node_that_is_up_is_not_hidden() -> None:
-    fleet = FakeFleet(fake_spec(2))
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise TypeError("a bug, not a dying node")
-
-    fleet.submit = broken  # type: ignore[assignment, method-assign]
-    with _app(fleet) as app, pytest.raises(TypeError, match="a bug"):
-        app.service.infer(np.zeros((1, 3, 224, 224), np.float32), "a", time.perf_counter())
-
-
-def test_no_eligible_node_gives_the_schedulers_reasons() -> None:
-    fleet = FakeFleet(fake_spec(2))
-    fleet.loads = {"n0": 0.95, "n1": 0.9}
-    with _app(fleet) as app, pytest.raises(NoEligibleNode) as info:
-        app.service.infer(np.zeros((1, 3, 224, 224), np.float32), "x", time.perf_counter())
-    assert "load" in str(info.value)
-    assert {r["node"] for r in info.value.reasons} == {"n0", "n1"}
-    assert all(r["reasons"] for r in info.value.reasons)
+    fleet = InProcessFleet(fake_spec(1))
+    cpu = NodeCpu(fleet)
+    windows = MeasurementWindows(
+        lambda: FakeMeter(lambda _t: (8.0, 0.0, 2.0), time.monotonic, 0.05), cpu
+    )
+    windows.begin_window("a")
+    windows.begin_window("b")  # overlapping windows, one meter each
+    with pytest.raises(WindowError, match="already open"):
+        windows.begin_window("a")
+    cpu.record("n0", 0.25)
+    time.sleep(0.1)
+    a = windows.end_window("a")
+    b = windows.end_window("b")
+    with pytest.raises(WindowError, match="not begun"):
+        windows.end_window("a")
+    assert a.name == "a" and a.node_cpu_s == {"n0": 0.25} and a.node_cpu_source == "tasks"
+    assert a.duration_s >= 0.1 and a.energy_kwh > 0 and b.energy_kwh > 0
+    assert a.method_label == "cpu=fake gpu=fake ram=fake"
 
 
 def test_repeated_request_id_is_stored_once_each(tmp_path: Path) -> None:
-    fleet = FakeFleet(fake_spec(1))
-    with _app(fleet, ledger=tmp_path / "l.sqlite") as app:
-        x = np.zeros((1, 3, 224, 224), np.float32)
+    fleet = InProcessFleet(fake_spec(1))
+    settings = EngineSettings(meter="fake", window_s=0.0, ledger=tmp_path / "l.sqlite")
+    x = np.zeros((1, 3, 224, 224), np.float32)
+    with open_engine(settings, fleet=fleet, models=[ModelRef("m")]) as engine:
         for _ in range(3):
-            app.service.infer(x, "same", time.perf_counter())
-        ids = [r["task_id"] for r in app.ledger.recent(10)]
+            engine.run(x, engine.model_keys[0], task_id="same")
+        assert engine.ledger is not None
+        ids = [r.task_id for r in engine.ledger.recent(10)]
     assert ids == ["same", "same#2", "same#3"]
 
 
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="slo_ms"):
-        ServeConfig(slo_ms=100, policy="paper")
+        ServeConfig(engine=EngineSettings(slo_ms=100, policy="paper"))
     with pytest.raises(ConfigError, match="window_s"):
-        ServeConfig(window_s=0)
+        ServeConfig(engine=EngineSettings(window_s=0))
     with pytest.raises(ConfigError, match="port"):
         ServeConfig(port=70000)
-    with pytest.raises(ConfigError, match="policy"):
-        _app(FakeFleet(fake_spec(1)), policy="greedy")
+    with pytest.raises(ConfigError, match="backend"):
+        EngineSettings(backend="k8s")  # type: ignore[arg-type]
     assert math.isfinite(ServeConfig().max_body_bytes)

@@ -19,6 +19,7 @@ from carbonedge.carbon.embodied import (
     EmbodiedProfile,
     embodied_g,
 )
+from carbonedge.carbon.emissions_csv import EmissionsContext, write_emissions_csv
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.equations import (
     PAPER_RAM_W_PER_GB,
@@ -43,7 +44,9 @@ from carbonedge.carbon.intensity import (
     StaticIntensity,
 )
 from carbonedge.carbon.ledger import EmissionsLedger, LedgerRow, task_row
+from carbonedge.carbon.ledger_file import read_ledger
 from carbonedge.carbon.monitor import MonitorResult, monitor_command
+from carbonedge.carbon.sci import NodeSci, SciError, SciScore, sci_score
 from carbonedge.carbon.trace import CsvTrace
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "ElectricityMapsSource",
     "EmbodiedError",
     "EmbodiedProfile",
+    "EmissionsContext",
     "EmissionsLedger",
     "EnergyMeter",
     "EnergyReading",
@@ -74,7 +78,10 @@ __all__ = [
     "MeterError",
     "MeterInfo",
     "MonitorResult",
+    "NodeSci",
     "PowerSample",
+    "SciError",
+    "SciScore",
     "StaticIntensity",
     "WattTimeSource",
     "attribute",
@@ -86,5 +93,8 @@ __all__ = [
     "integrate_kwh",
     "monitor_command",
     "paper_ram_power_w",
+    "read_ledger",
+    "sci_score",
     "task_row",
+    "write_emissions_csv",
 ]

@@ -210,7 +210,8 @@ class CodeCarbonMeter:
                 "cpu_model": str(data.cpu_model),
                 "cpu_count": str(data.cpu_count),
                 "gpu_model": str(data.gpu_model),
-                "ram_total_gb": f"{ram_gb:.3f}",
+                # repr round-trips: exactly the size ram_model="paper" multiplied by 0.375 W/GB
+                "ram_total_gb": repr(ram_gb),
                 "measure_power_secs": str(self.config.measure_power_secs),
                 "tracking_mode": "machine",
             },

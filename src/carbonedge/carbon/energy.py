@@ -6,6 +6,9 @@ and, per component, *how* the figure was obtained (``method``), one of
 
 - ``rapl``: Intel/AMD RAPL energy counters (measured);
 - ``nvml``: NVIDIA NVML power/energy (measured);
+- ``ina3221``, ``pi5-pmic``: a Jetson's INA3221 rails, a Raspberry Pi 5's PMIC (measured; see
+  :mod:`carbonedge.carbon.sensors`), and ``power-profile``: a node's idle/max power x CPU
+  utilisation (modelled); ``included-in-cpu``: inside the ``cpu`` figure (a whole-board rail);
 - ``cpu-load-model``: CodeCarbon's model, TDP x CPU load with a 10% floor (modelled);
 - ``constant``: a constant power (CodeCarbon's RAM guess, a forced power, a TDP constant);
 - ``paper-ram-model``: 0.375 W per GB of RAM, the paper's model (modelled);

@@ -9,15 +9,38 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from carbonedge.carbon.errors import IntensityError
 
 IntensityKind = Literal["average", "marginal"]
+
+MAX_G_PER_KWH: Final = 10_000.0
+"""Largest grid intensity any source may report, in gCO2/kWh: ten times the dirtiest grid
+(coal-fired, about 1,000). A larger, negative or non-finite value is refused as bad data."""
+
+
+def check_g_per_kwh(value: object, where: str) -> float:
+    """``value`` as a float in gCO2/kWh, or an :class:`IntensityError` naming ``where``: it must
+    be a number (not a bool or string), finite, >= 0 and at most :data:`MAX_G_PER_KWH`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = repr(value)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        raise IntensityError(f"{where}: intensity must be a number (gCO2/kWh), got {text}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not (math.isfinite(number) and 0 <= number <= MAX_G_PER_KWH):
+        raise IntensityError(
+            f"{where}: intensity must be >= 0 and <= {MAX_G_PER_KWH:g} gCO2/kWh, got {number:g}"
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -68,8 +91,8 @@ class StaticIntensity:
     ) -> None:
         self._values = dict(values or {})
         for zone, value in [*self._values.items(), ("default", default)]:
-            if value is not None and not value >= 0:
-                raise IntensityError(f"static intensity for {zone!r} must be >= 0, got {value}")
+            if value is not None:
+                check_g_per_kwh(value, f"static intensity for {zone!r}")
         self._default = default
         self._source = source
         self._kind: IntensityKind = kind

@@ -3,22 +3,32 @@
 Timestamps are ISO 8601 (``2024-05-01T12:00:00Z``; naive values are taken as UTC). Between
 two points the value is held (``step``) or interpolated (``linear``); after the last point the
 last value holds; before the first point is an error.
+
+The file must be UTF-8 (a byte-order mark, as spreadsheet programs write, is dropped) and at most
+:data:`MAX_TRACE_BYTES`; column names may carry surrounding spaces. Every problem is an
+:class:`IntensityError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import io
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from carbonedge.carbon.errors import IntensityError
-from carbonedge.carbon.intensity import IntensityReading, utc
+from carbonedge.carbon.intensity import MAX_G_PER_KWH, IntensityReading, utc
+from carbonedge.validation import read_text_file, shown
 
 Interpolation = Literal["step", "linear"]
 REQUIRED_COLUMNS = ("timestamp", "zone", "gco2_per_kwh")
+
+MAX_TRACE_BYTES = 64 * 1024 * 1024
+"""Largest trace file read, in bytes (64 MiB: about a year of 5-minute points for 15 zones).
+A larger file is refused before it is read whole."""
 
 
 class CsvTrace:
@@ -34,53 +44,69 @@ class CsvTrace:
         self._load()
 
     def _load(self) -> None:
+        text = read_text_file(
+            self.path, "intensity trace", max_bytes=MAX_TRACE_BYTES, error=IntensityError
+        )
         try:
-            handle = self.path.open(newline="", encoding="utf-8")
-        except OSError as exc:
-            raise IntensityError(f"{self.path}: cannot open intensity trace: {exc}") from exc
-        points: dict[str, dict[float, float]] = {}
-        with handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise IntensityError(
-                    f"{self.path}: missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}"
-                )
-            for row in reader:
-                line = reader.line_num
-                zone = (row["zone"] or "").strip()
-                if not zone:
-                    raise IntensityError(f"{self.path}:{line}: field 'zone' is empty")
-                try:
-                    t = utc(datetime.fromisoformat((row["timestamp"] or "").strip())).timestamp()
-                except ValueError as exc:
-                    raise IntensityError(
-                        f"{self.path}:{line}: field 'timestamp' is not ISO 8601: "
-                        f"{row['timestamp']!r}"
-                    ) from exc
-                try:
-                    value = float(row["gco2_per_kwh"] or "")
-                except ValueError as exc:
-                    raise IntensityError(
-                        f"{self.path}:{line}: field 'gco2_per_kwh' is not a number: "
-                        f"{row['gco2_per_kwh']!r}"
-                    ) from exc
-                if not math.isfinite(value) or value < 0:
-                    raise IntensityError(
-                        f"{self.path}:{line}: field 'gco2_per_kwh' must be >= 0, got {value}"
-                    )
-                series = points.setdefault(zone, {})
-                if t in series:
-                    raise IntensityError(
-                        f"{self.path}:{line}: duplicate timestamp {row['timestamp']} for {zone}"
-                    )
-                series[t] = value
+            points = self._parse(text)
+        except csv.Error as exc:
+            raise IntensityError(f"{self.path}: not a valid CSV file: {exc}") from None
         if not points:
             raise IntensityError(f"{self.path}: the trace has no rows")
         for zone, series in points.items():
             ordered = sorted(series.items())
             self._times[zone] = [t for t, _ in ordered]
             self._values[zone] = [v for _, v in ordered]
+
+    def _parse(self, text: str) -> dict[str, dict[float, float]]:
+        points: dict[str, dict[float, float]] = {}
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in REQUIRED_COLUMNS if c not in reader.fieldnames]
+        if missing:
+            raise IntensityError(
+                f"{self.path}: missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}"
+            )
+        for row in reader:
+            line = reader.line_num
+            zone = (row["zone"] or "").strip()
+            if not zone:
+                raise IntensityError(f"{self.path}:{line}: field 'zone' is empty")
+            stamp = (row["timestamp"] or "").strip()
+            try:
+                t = utc(datetime.fromisoformat(stamp)).timestamp()
+            except (ValueError, OverflowError):
+                raise IntensityError(
+                    f"{self.path}:{line}: field 'timestamp' is not ISO 8601: {shown(stamp)}"
+                ) from None
+            raw = (row["gco2_per_kwh"] or "").strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                raise IntensityError(
+                    f"{self.path}:{line}: field 'gco2_per_kwh' is not a number: {shown(raw)}"
+                ) from None
+            if not (math.isfinite(value) and 0 <= value <= MAX_G_PER_KWH):
+                raise IntensityError(
+                    f"{self.path}:{line}: field 'gco2_per_kwh' must be >= 0 and "
+                    f"<= {MAX_G_PER_KWH:g}, got {value}"
+                )
+            series = points.setdefault(zone, {})
+            if t in series:
+                raise IntensityError(
+                    f"{self.path}:{line}: duplicate timestamp {stamp} for {shown(zone)}"
+                )
+            series[t] = value
+        return points
+
+    def points(self, zone: str) -> list[tuple[datetime, float]]:
+        """The trace's points for ``zone`` in time order: (UTC time, gCO2/kWh)."""
+        if zone not in self._times:
+            raise IntensityError(f"{self.path}: no rows for zone {zone!r}; zones: {self.zones}")
+        return [
+            (datetime.fromtimestamp(t, UTC), v)
+            for t, v in zip(self._times[zone], self._values[zone], strict=True)
+        ]
 
     @property
     def zones(self) -> list[str]:

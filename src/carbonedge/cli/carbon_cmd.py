@@ -6,11 +6,11 @@ Module-level imports stay light; codecarbon is imported by the meter when it sta
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from datetime import datetime
 from typing import Any
 
+from carbonedge.cli.checks import MAX_PUE, MAX_WAIT_S, dumps, number
 from carbonedge.errors import ConfigError
 
 SOURCES = ("static", "country", "csv", "electricitymaps", "watttime")
@@ -82,11 +82,17 @@ def run_monitor(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise ConfigError("monitor: no command given (use: carbonedge monitor -- COMMAND ...)")
+    from carbonedge.carbon.intensity import MAX_G_PER_KWH
+
+    number("monitor", "--intensity", args.intensity, minimum=0, maximum=MAX_G_PER_KWH)
+    number("monitor", "--pue", args.pue, minimum=1.0, maximum=MAX_PUE)
+    number("monitor", "--measure-power-secs", args.measure_power_secs, above=0, maximum=3600)
+    number("monitor", "--force-cpu-power", args.force_cpu_power, above=0, maximum=100_000)
+    number("monitor", "--force-ram-power", args.force_ram_power, minimum=0, maximum=100_000)
+    number("monitor", "--baseline-s", args.baseline_s, minimum=0, maximum=MAX_WAIT_S)
     country = args.country.upper() if args.country else None
     source: IntensitySource
     if args.intensity is not None:
-        if args.intensity < 0:
-            raise ConfigError(f"monitor: --intensity must be >= 0, got {args.intensity}")
         source, zone = (
             StaticIntensity(default=args.intensity, source="static(--intensity)"),
             (country or "host"),
@@ -94,8 +100,6 @@ def run_monitor(args: argparse.Namespace) -> int:
     else:
         source, zone = CountryMixIntensity(), country or "WORLD"
         source.intensity(zone)  # a bad --country fails before the run
-    if args.pue < 1.0:
-        raise ConfigError(f"monitor: --pue must be >= 1.0, got {args.pue}")
     meter = CodeCarbonMeter(
         CodeCarbonConfig(
             country_iso_code=country,
@@ -106,11 +110,9 @@ def run_monitor(args: argparse.Namespace) -> int:
             ram_model=args.ram_model,
         )
     )
-    if not args.baseline_s >= 0:
-        raise ConfigError(f"--baseline-s must be >= 0, got {args.baseline_s}")
     result = monitor_command(command, meter, source, zone, args.pue, baseline_s=args.baseline_s)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(dumps(result.as_dict()))
         return result.exit_code
     r = result.reading
     i = result.intensity
@@ -171,13 +173,19 @@ def _build_source(args: argparse.Namespace) -> Any:
 
 def run_intensity(args: argparse.Namespace) -> int:
     """Handler of ``carbonedge intensity``."""
+    from carbonedge.carbon.http_sources import MAX_TIMEOUT_S
+    from carbonedge.carbon.intensity import MAX_G_PER_KWH, check_g_per_kwh, utc
+
+    number("intensity", "--value", args.value, minimum=0, maximum=MAX_G_PER_KWH)
+    number("intensity", "--timeout", args.timeout, above=0, maximum=MAX_TIMEOUT_S)
     at = None
     if args.at:
         try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError as exc:
-            raise ConfigError(f"intensity: --at is not ISO 8601: {args.at!r}") from exc
+            at = utc(datetime.fromisoformat(args.at))
+        except (ValueError, OverflowError) as exc:
+            raise ConfigError(f"intensity: --at is not an ISO 8601 time: {args.at!r}") from exc
     reading = _build_source(args).intensity(args.zone, at)
+    check_g_per_kwh(reading.g_per_kwh, f"intensity: {reading.source} zone {reading.zone}")
     if args.json:
         payload = {
             "g_per_kwh": reading.g_per_kwh,
@@ -188,7 +196,7 @@ def run_intensity(args: argparse.Namespace) -> int:
             "fallback": reading.fallback,
             "fallback_reason": reading.fallback_reason,
         }
-        print(json.dumps(payload, indent=2))
+        print(dumps(payload))
     else:
         note = f" FALLBACK: {reading.fallback_reason}" if reading.fallback else ""
         print(

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from carbonedge.fleet.ray_backend import RayEnforcement
 
 BACKENDS = ("local", "ray")
+MAX_PROBE_S = 600.0
+"""Longest busy-loop probe ``fleet check --probe-s`` runs on every node, in seconds."""
 ENFORCEMENT_TEXT = {
     "cgroup": "real cgroup CPU quota",
     "dilation": "time dilation: sleep (1/q - 1) x task CPU time",
@@ -103,8 +105,10 @@ def make_check_fleet(
 
 
 def _check(args: argparse.Namespace) -> int:
+    from carbonedge.cli.checks import number
     from carbonedge.fleet import load_fleet
 
+    number("fleet check", "--probe-s", args.probe_s, above=0, maximum=MAX_PROBE_S)
     spec = load_fleet(args.fleet)
     with make_check_fleet(spec, args.backend, args.enforcement, args.address) as fleet:
         speeds = fleet.measure_speed(args.probe_s)

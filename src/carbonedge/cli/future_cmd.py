@@ -9,17 +9,20 @@ light; the library is imported inside the handlers.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from carbonedge.cli.checks import MAX_PUE, dumps, number
 from carbonedge.errors import ConfigError
 
 _RELATIVE = re.compile(r"^\+(\d+(?:\.\d+)?)([hm])$")
+
+MAX_SHIFT_HORIZON_S = 366 * 86_400.0
+"""Furthest a ``shift`` deadline (and longest a job) may reach past the earliest start, in s
+(366 days: no intensity forecast reaches further)."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -81,6 +84,12 @@ def run_embodied(args: argparse.Namespace) -> int:
         raise ConfigError(f"embodied: --share must be between 0 and 1, got {args.share}")
     profile = EmbodiedProfile(args.kgco2e, args.lifetime_years, args.source)
     grams = embodied_g(profile, args.busy_s, args.share)
+    if not (math.isfinite(grams) and math.isfinite(profile.g_per_s)):
+        raise ConfigError(
+            f"embodied: the result overflows ({grams} g): --kgco2e {args.kgco2e:g}, "
+            f"--lifetime-years {args.lifetime_years:g} and --busy-s {args.busy_s:g} "
+            "are out of range"
+        )
     if args.json:
         payload = {
             "embodied_g": grams,
@@ -92,7 +101,7 @@ def run_embodied(args: argparse.Namespace) -> int:
             "source": profile.source,
             "method": "linear amortisation over service life (SCI M = TE x TS x RS)",
         }
-        print(json.dumps(payload, indent=2))
+        print(dumps(payload))
         return 0
     print(
         f"device   : {profile.embodied_kgco2e:g} kgCO2e over {profile.lifetime_years:g} years "
@@ -112,28 +121,32 @@ def run_embodied(args: argparse.Namespace) -> int:
 def _when(text: str, option: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(f"shift: {option} is not ISO 8601: {text!r}") from exc
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"shift: {option} is not an ISO 8601 time: {text!r}") from exc
 
 
 def _deadline(text: str, earliest: datetime) -> datetime:
     match = _RELATIVE.match(text.strip())
     if match:
         amount, unit = float(match.group(1)), match.group(2)
-        return (
-            earliest + timedelta(hours=amount)
-            if unit == "h"
-            else earliest + timedelta(minutes=amount)
-        )
+        seconds = amount * (3600.0 if unit == "h" else 60.0)
+        if not seconds <= MAX_SHIFT_HORIZON_S:
+            raise ConfigError(
+                f"shift: --deadline {text!r} is too far ahead: at most "
+                f"+{MAX_SHIFT_HORIZON_S / 3600:g}h after the earliest start"
+            )
+        try:
+            return earliest + timedelta(seconds=seconds)
+        except OverflowError:
+            raise ConfigError(f"shift: --deadline {text!r} is past the year 9999") from None
     if text.strip().startswith("+"):
         raise ConfigError(f"shift: --deadline {text!r}: use +Hh or +Mm, e.g. +6h, +90m")
     return _when(text, "--deadline")
 
 
 def _csv_forecast(path: str, zone: str | None) -> tuple[list[tuple[datetime, float]], str, str]:
-    """Points of ``zone`` in a CSV trace. :class:`CsvTrace` validates the file and gives the
-    values; the timestamps are read from the rows of that zone (CsvTrace keeps them private)."""
+    """Points of ``zone`` in a CSV trace, validated by :class:`CsvTrace`."""
     from carbonedge.carbon.trace import CsvTrace
 
     trace = CsvTrace(path, "step")
@@ -143,14 +156,7 @@ def _csv_forecast(path: str, zone: str | None) -> tuple[list[tuple[datetime, flo
         zone = trace.zones[0]
     if zone not in trace.zones:
         raise ConfigError(f"shift: {path} has no rows for zone {zone!r}; zones: {trace.zones}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        stamps = [
-            _when(row["timestamp"].strip(), "timestamp")
-            for row in csv.DictReader(handle)
-            if (row["zone"] or "").strip() == zone
-        ]
-    points = [(t, trace.intensity(zone, t).g_per_kwh) for t in sorted(stamps)]
-    return points, zone, f"csv:{os.path.basename(path)}"
+    return trace.points(zone), zone, f"csv:{os.path.basename(path)}"
 
 
 def _electricitymaps_forecast(
@@ -161,7 +167,7 @@ def _electricitymaps_forecast(
     import urllib.parse
 
     from carbonedge.carbon.errors import IntensityError
-    from carbonedge.carbon.http_sources import field, get_json, parse_time
+    from carbonedge.carbon.http_sources import field, get_json, intensity_value, parse_time
 
     where = "electricitymaps:forecast"
     url = f"{base_url.rstrip('/')}/carbon-intensity/forecast?" + urllib.parse.urlencode(
@@ -172,21 +178,28 @@ def _electricitymaps_forecast(
     if not isinstance(items, list):
         raise IntensityError(f"{where}: field 'forecast' is not a list")
     return [
-        (parse_time(field(p, "datetime", where), where), float(field(p, "carbonIntensity", where)))
+        (
+            parse_time(field(p, "datetime", where), where),
+            intensity_value(p, "carbonIntensity", where),
+        )
         for p in items
     ]
 
 
 def run_shift(args: argparse.Namespace) -> int:
     """Handler of ``carbonedge shift``."""
+    from carbonedge.carbon.http_sources import MAX_TIMEOUT_S
     from carbonedge.scheduling.temporal import best_start
 
     earliest = _when(args.earliest, "--earliest") if args.earliest else datetime.now(UTC)
     deadline = _deadline(args.deadline, earliest)
-    if args.energy_kwh is not None and not args.energy_kwh >= 0:
-        raise ConfigError(f"shift: --energy-kwh must be >= 0, got {args.energy_kwh}")
-    if not args.pue >= 1.0:
-        raise ConfigError(f"shift: --pue must be >= 1.0, got {args.pue}")
+    number("shift", "--energy-kwh", args.energy_kwh, minimum=0, maximum=1e9)
+    number("shift", "--pue", args.pue, minimum=1.0, maximum=MAX_PUE)
+    number("shift", "--timeout", args.timeout, above=0, maximum=MAX_TIMEOUT_S)
+    if args.duration_s > MAX_SHIFT_HORIZON_S:  # NaN and <= 0 are refused by best_start
+        raise ConfigError(
+            f"shift: --duration-s must be at most {MAX_SHIFT_HORIZON_S:g} s, got {args.duration_s}"
+        )
     if args.trace:
         points, zone, source = _csv_forecast(args.trace, args.zone)
     else:
@@ -214,7 +227,7 @@ def run_shift(args: argparse.Namespace) -> int:
                 now_carbon_g=plan.now_carbon_g(energy, args.pue),
                 saved_g=plan.saved_g(energy, args.pue),
             )
-        print(json.dumps(payload, indent=2))
+        print(dumps(payload))
         return 0
 
     def iso(t: datetime) -> str:

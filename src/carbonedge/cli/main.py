@@ -21,6 +21,9 @@ _COMMAND_MODULES = (
     "reproduce_cmd",
     "future_cmd",
     "serve_cmd",
+    "ledger_cmd",
+    "report_cmd",
+    "sensors_cmd",
 )
 
 EXIT_USAGE = 2

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carbonedge.cli.checks import MAX_SEED, dumps, integer
 from carbonedge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 TOP_K = 5
+MAX_THREADS = 1024
+"""Most CPU threads ``infer --threads`` may ask the runtime for."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -98,11 +101,16 @@ class Prediction:
 def run_infer(args: argparse.Namespace) -> int:
     """Load images, build the model and runtime, run each image at batch 1 and report."""
     from carbonedge.data import load_images
+    from carbonedge.data.images import MAX_IMAGES
 
     if args.threads < 1:
         raise ConfigError(f"--threads: must be at least 1, got {args.threads}")
     if args.n is not None and args.n < 1:
         raise ConfigError(f"--n: must be at least 1, got {args.n}")
+    integer("infer", "--threads", args.threads, minimum=1, maximum=MAX_THREADS)
+    integer("infer", "--n", args.n, minimum=1, maximum=MAX_IMAGES)
+    integer("infer", "--seed", args.seed, minimum=0, maximum=MAX_SEED)
+    integer("infer", "--model-seed", args.model_seed, minimum=0, maximum=MAX_SEED)
     # The model first: a mistyped name is the commonest error and the cheapest to find.
     runtime, runtime_kind, weights_note = _make_runtime(args)
     images = load_images(args.images, args.n, args.seed, skip_bad=args.skip_bad)
@@ -144,7 +152,7 @@ def run_infer(args: argparse.Namespace) -> int:
             "skipped": skipped,
             "notes": list(images.notes),
         }
-        print(json.dumps(report, indent=2))
+        print(dumps(report))
         return 0
     _print_text(predictions, summary, skipped, images.notes)
     return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from carbonedge.cli.checks import dumps, number
 from carbonedge.errors import ConfigError
 from carbonedge.partition.units import COST_KINDS
 
@@ -48,18 +48,35 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run_partition)
 
 
+MAX_INPUT_SIZE_PX = 2048
+"""Largest ``--input-size`` (image side, px): activations of a 2048x2048 image already take
+hundreds of MiB per layer."""
+MIN_INPUT_SIZE_PX = 16
+MAX_NODES = 64
+"""Most nodes ``--nodes`` may describe (the planner's table grows with units x nodes)."""
+MAX_REPEATS = 1000
+
+
 def _parse_nodes(text: str) -> list[float]:
     try:
         if "," not in text and "." not in text:
+            if len(text.strip()) > 6:
+                raise ValueError
             count = int(text)
             if count < 1:
                 raise ValueError
-            return [1.0] * count
-        return [float(part) for part in text.split(",")]
+            capacities = [1.0] * min(count, MAX_NODES + 1)
+        else:
+            capacities = [float(part) for part in text.split(",")]
     except ValueError:
         raise ConfigError(
-            f"--nodes {text!r}: expected a node count (3) or capacities (1.0,0.6,0.4)"
+            f"--nodes {text[:60]!r}: expected a node count (3) or capacities (1.0,0.6,0.4)"
         ) from None
+    if len(capacities) > MAX_NODES:
+        raise ConfigError(f"--nodes: at most {MAX_NODES} nodes, got {text[:60]!r}")
+    for capacity in capacities:
+        number("partition", "--nodes capacity", capacity, above=0, maximum=1e6)
+    return capacities
 
 
 def run_partition(args: argparse.Namespace) -> int:
@@ -77,12 +94,20 @@ def run_partition(args: argparse.Namespace) -> int:
     )
     from carbonedge.partition.units import unit_comm_bytes, unit_costs
 
+    for option, size, low, high in (
+        ("--input-size", args.input_size, MIN_INPUT_SIZE_PX, MAX_INPUT_SIZE_PX),
+        ("--repeats", args.repeats, 1, MAX_REPEATS),
+    ):
+        if not low <= size <= high:
+            raise ConfigError(f"partition: {option} must be {low}..{high}, got {size}")
+    number("partition", "--comm-weight", args.comm_weight, minimum=0, maximum=1e9)
+    number("partition", "--slo-ms", args.slo_ms, above=0, maximum=1e9)
+    number("partition", "--bandwidth-mbps", args.bandwidth_mbps, above=0, maximum=1e9)
+    number("partition", "--link-latency-ms", args.link_latency_ms, minimum=0, maximum=1e9)
     if args.nodes is not None:
         nodes = equal_nodes(_parse_nodes(args.nodes))
     else:
         nodes = load_node_profiles(args.fleet)
-    if args.bandwidth_mbps <= 0:
-        raise ConfigError(f"--bandwidth-mbps {args.bandwidth_mbps}: must be > 0")
     shape = (1, 3, args.input_size, args.input_size)
     model = build_model(args.model, weights=args.weights)
     units = analyze(model, shape, repeats=args.repeats)
@@ -105,7 +130,7 @@ def run_partition(args: argparse.Namespace) -> int:
             whole_model_ms=whole_ms,
             placement=placement,
         )
-        print(json.dumps(out, indent=2))
+        print(dumps(out))
         return 0
     print(
         f"{args.model}: {len(units)} units, cost {args.cost}, objective {args.objective}, "

@@ -42,12 +42,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--meter", choices=("codecarbon", "fake"), default="codecarbon")
     p.add_argument("--ram-model", choices=("codecarbon", "paper"), default="codecarbon")
     p.add_argument(
-        "--power-estimate",
-        choices=("running", "telemetry"),
-        default="running",
-        help="P_node of Eq. 4 given to the scheduler (default: power while running)",
-    )
-    p.add_argument(
         "--load-window",
         type=float,
         default=0.0,
@@ -70,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="CE-SLO's latency SLO = F x the fastest node's predicted latency (default 3)",
     )
     p.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="CE-SLO's SLO in ms")
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes (default) or actors on a Ray cluster",
+    )
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (--backend ray; default: local Ray)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_reproduce)
 
@@ -88,10 +91,10 @@ def params_from_args(args: argparse.Namespace) -> Any:
         "fleet_file": args.fleet,
         "images_dir": args.images,
         "mono_node": args.mono_node,
-        "power_estimate": args.power_estimate,
         "load_window_s": args.load_window,
         "energy_rate": args.energy_rate,
         "slo_ms": args.slo_ms,
+        "backend": args.backend,
     }
     if args.slo_factor is not None:
         fields["slo_factor"] = args.slo_factor
@@ -119,7 +122,15 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     t0 = time.perf_counter()
-    outcome = reproduce(params, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address applies to --backend ray only")
+    outcome = reproduce(
+        params,
+        args.out,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        address=args.address,
+    )
     print(outcome.text)
     state = "reused (use --overwrite to recompute)" if outcome.reused else "written"
     print(f"\nresults {state}: {outcome.folder}  (report: {outcome.folder / 'report.md'})")

@@ -51,11 +51,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_schedule(args: argparse.Namespace) -> int:
     """Load the fleet file, decide once, print; returns the exit status."""
-    import json
-
+    from carbonedge.cli.checks import dumps, number
     from carbonedge.scheduling import DEFAULT_LATENCY_THRESHOLD_MS, Scheduler, Task, Weights
     from carbonedge.scheduling.fleet_file import load_fleet_file
 
+    for option, value in (
+        ("--slo-ms", args.slo_ms),
+        ("--carbon-budget-g", args.carbon_budget_g),
+        ("--latency-threshold-ms", args.latency_threshold_ms),
+        ("--task-memory-mb", args.task_memory_mb),
+    ):
+        number("schedule", option, value, minimum=0, maximum=1e9)
     fleet = load_fleet_file(args.fleet)
     weights = Weights.parse(args.weights) if args.weights else args.mode
     threshold = (
@@ -76,7 +82,7 @@ def run_schedule(args: argparse.Namespace) -> int:
     decision = scheduler.select(task, fleet.nodes)
     explanation = decision.explain()
     if args.json:
-        print(json.dumps(explanation.to_dict(), indent=2))
+        print(dumps(explanation.to_dict()))
     else:
         w = scheduler.weights
         source = "--weights" if args.weights else f"mode {args.mode}"

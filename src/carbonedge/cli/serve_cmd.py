@@ -1,6 +1,6 @@
 """``carbonedge serve``: a carbon-aware HTTP inference endpoint on the fleet (docs/serving.md).
 
-Module-level imports stay light: the fleet, the meter and the server are built in the handler.
+Module-level imports stay light: the engine, the fleet and the server are built in the handler.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from carbonedge.serve.config import DEFAULT_MAX_BODY_BYTES, METER_KINDS
+from carbonedge.cli.engine_args import add_engine_arguments, engine_settings
 
-_POLICIES = ("paper", "normalized", "constrained")
-_MODES = ("performance", "balanced", "green")
+_DEFAULT_MAX_BODY_MB = 10.0
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -26,28 +25,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="serve inference over HTTP with carbon-aware node selection",
         description="Start the fleet, deploy the model on every node and answer POST /v1/infer "
         '(image bytes or {"image_b64": ...}) with top-5, node, latency, energy and carbon. '
-        "Also GET /v1/health, /v1/nodes, /v1/ledger?limit=N, /metrics. Ctrl-C stops cleanly.",
+        "Also GET /v1/health, /v1/nodes, /v1/ledger?limit=N, /metrics, /openapi.json. "
+        "Every request is recorded in the ledger (kept after the server stops). "
+        "Ctrl-C stops cleanly: requests in progress finish first.",
     )
-    p.add_argument("--fleet", type=Path, default=None, help="fleet TOML (default: paper's)")
     p.add_argument("--model", default="mobilenet_v2", help="model name (default mobilenet_v2)")
     p.add_argument("--weights", default=None, help="state_dict checkpoint (default: random)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of random weights")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
-    p.add_argument("--mode", choices=_MODES, default="balanced", help="Table I weights")
-    p.add_argument("--policy", choices=_POLICIES, default="normalized", help="scheduler policy")
-    p.add_argument("--slo-ms", type=float, default=None, help="latency SLO (constrained policy)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
-    p.add_argument("--ledger", type=Path, default=None, help="SQLite ledger (default: temporary)")
-    p.add_argument("--meter", choices=METER_KINDS, default="codecarbon", help="energy meter")
-    p.add_argument("--window-s", type=float, default=5.0, help="meter window length (s)")
     p.add_argument(
         "--max-body-mb",
         type=float,
-        default=DEFAULT_MAX_BODY_BYTES / 2**20,
+        default=_DEFAULT_MAX_BODY_MB,
         help="largest request body in MiB (default 10)",
     )
-    p.add_argument("--country", default=None, help="ISO code recorded with CodeCarbon readings")
+    add_engine_arguments(p, run_prefix="serve", window_s=5.0)
     p.set_defaults(handler=_serve)
 
 
@@ -55,40 +49,43 @@ def _serve(args: argparse.Namespace) -> int:
     from carbonedge.errors import ConfigError
     from carbonedge.serve import ServeConfig, launch
 
-    if not args.max_body_mb > 0:
-        raise ConfigError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    if not args.max_body_mb > 0 or args.max_body_mb == float("inf"):
+        raise ConfigError(f"--max-body-mb must be a number > 0, got {args.max_body_mb}")
     config = ServeConfig(
         model=args.model,
         weights=args.weights,
         seed=args.model_seed,
         runtime=args.runtime,
-        mode=args.mode,
-        policy=args.policy,
-        slo_ms=args.slo_ms,
         host=args.host,
         port=args.port,
         max_body_bytes=int(args.max_body_mb * 2**20),
-        ledger=args.ledger,
-        meter=args.meter,
-        window_s=args.window_s,
-        country_iso_code=args.country,
+        engine=engine_settings(args, run_prefix="serve"),
     )
     stop = threading.Event()
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    print(f"starting the fleet and deploying {config.model} ({config.runtime}) ...", flush=True)
-    app = launch(config, args.fleet)
+    backend = config.engine.backend
+    print(
+        f"starting the fleet ({backend}) and deploying {config.model} ({config.runtime}) ...",
+        flush=True,
+    )
+    app = launch(config)
     previous: dict[signal.Signals, Any] = {}
     try:
         # SIGINT too, explicitly: a process started in the background by a non-interactive
         # shell inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _on_term)
-        nodes = ", ".join(app.fleet.spec.names)
+        engine = app.engine
+        nodes = ", ".join(engine.fleet.spec.names)
         print(f"carbonedge serve: listening on {app.url} (nodes: {nodes})", flush=True)
-        print(f"policy {config.policy}, mode {config.mode}; {config.weights_note}", flush=True)
+        print(
+            f"policy {engine.scheduler.policy}, mode {config.engine.mode}; {config.weights_note}",
+            flush=True,
+        )
+        print(f"ledger: {config.engine.ledger_path} (run {engine.run_id})", flush=True)
         print("Ctrl-C to stop", flush=True)
         try:
             while not stop.wait(0.5):
@@ -96,15 +93,13 @@ def _serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     finally:
-        print("stopping: server, meter window, ledger, fleet ...", file=sys.stderr, flush=True)
+        print(
+            "stopping: server, engine, meter window, ledger, fleet ...", file=sys.stderr, flush=True
+        )
         app.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    ledger = app.ledger
-    where = (
-        f"in {ledger.path}"
-        if args.ledger is not None
-        else "in a temporary ledger, now removed (--ledger FILE keeps them)"
-    )
-    print(f"stopped; {ledger.rows_written} ledger rows {where}", flush=True)
+    ledger = app.engine.ledger
+    rows = ledger.rows_written if ledger is not None else 0
+    print(f"stopped; {rows} ledger rows written to {Path(config.engine.ledger_path)}", flush=True)
     return 0

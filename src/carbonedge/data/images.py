@@ -22,16 +22,20 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from carbonedge.data.preprocess import IMAGE_SIZE_PX, preprocess
+from carbonedge.data.preprocess import IMAGE_SIZE_PX, check_image_size, preprocess
 from carbonedge.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+
+MAX_IMAGES: Final = 10_000
+"""Most images one :func:`load_images` call returns: 10,000 x (3, 224, 224) float32 is 5.6 GiB.
+Ask for fewer with ``n`` (the paper samples 50)."""
 
 # Real photographs of scenes and objects among the files that the scikit-image wheel ships.
 # Left out: textures (brick, grass, gravel), microscopy and medical images (cell, ihc,
@@ -88,10 +92,17 @@ def load_images(
     """
     if n is not None and n < 1:
         raise ConfigError(f"n: the number of images must be at least 1, got {n}")
+    if n is not None and n > MAX_IMAGES:
+        raise ConfigError(f"n: at most {MAX_IMAGES} images per set, got {n}")
     rng = np.random.default_rng(seed)
     if folder is None:
         return _load_skimage(n, rng, skip_bad)
     files = find_images(folder)
+    if n is None and len(files) > MAX_IMAGES:
+        raise ConfigError(
+            f"{folder} holds {len(files)} images, more than {MAX_IMAGES} per set: "
+            "choose how many to sample (n, --n)"
+        )
     notes: list[str] = []
     if n is not None and n > len(files):
         notes.append(
@@ -178,13 +189,21 @@ def _decode_until(
     return paths, arrays, skipped
 
 
-def read_image(path: Path) -> NDArray[np.float32]:
-    """Decode one file and preprocess it to float32 (3, 224, 224); errors name the file."""
+def read_image(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.float32]:
+    """Decode one image file and preprocess it to float32 (3, 224, 224).
+
+    ``source``: a path or a binary file object (e.g. ``io.BytesIO`` of a request body);
+    ``name`` is what errors call it (default: the path). The size the header declares is
+    checked against the limits of :func:`carbonedge.data.preprocess.check_image_size` before
+    any pixel is decoded. Every failure is a :class:`DataError` naming the file.
+    """
+    name = name if name is not None else str(source)
     try:
         with warnings.catch_warnings():
-            # A huge image is a user's file like any other; PIL's bomb warning is not an error.
+            # Our own limits (check_image_size) are stricter than PIL's bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
+                check_image_size(*image.size)  # header only: nothing decoded yet
                 image.load()
                 return preprocess(image)
     except (
@@ -195,7 +214,7 @@ def read_image(path: Path) -> NDArray[np.float32]:
         SyntaxError,
         EOFError,
     ) as exc:
-        raise DataError(f"cannot read image {path}: {_reason(exc)}") from exc
+        raise DataError(f"cannot read image {name}: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

@@ -72,10 +72,11 @@ def environment(
         mono_node=ctx.mono,
         amp4ec_plan=plans,
         notes=(
-            f"Scheduler power estimate (Eq. 4 P_node): {params.power_estimate}",
+            "Scheduler power estimate (Eq. 4 P_node): each node's power while running a task "
+            "(fleet telemetry)",
             f"CPU idle baseline (cputime): {ctx.idle_cpu_power_w:.3f} W, the lowest CPU power "
             f"sample of a {IDLE_WINDOW_S:.0f} s window with the fleet idle before the runs",
-            f"{len(ctx.rows)} ledger rows",
+            f"{ctx.ledger_rows} ledger rows",
             _slo_note(params, ctx),
         ),
     )

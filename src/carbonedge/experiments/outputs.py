@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from carbonedge.carbon import EmissionsLedger, EnergyMeter
+from carbonedge.carbon import EnergyMeter
 from carbonedge.errors import ConfigError
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.experiments.plots import fig2, fig3
@@ -172,21 +172,13 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
 
 
 def _write_ledger(result: ExperimentResult, out: Path) -> None:
-    for name in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "emissions.csv"):
-        (out / name).unlink(missing_ok=True)
-    ledger = EmissionsLedger(out / "ledger.sqlite", batch_size=1000)
-    try:
-        run_ids: list[str] = []
-        for row in result.ledger_rows:
-            ledger.append(row)
-            if row.run_id not in run_ids:
-                run_ids.append(row.run_id)
-        ledger.flush()
-        ledger.export_csv(out / "ledger.csv")
-        for run_id in run_ids:
-            ledger.write_run_summary(out / "emissions.csv", run_id)
-    finally:
-        ledger.close()
+    """CSV exports of the rows the engine streamed into the ledger during the run."""
+    from carbonedge.carbon.ledger import export_rows_csv, write_emissions_csv
+
+    (out / "emissions.csv").unlink(missing_ok=True)
+    export_rows_csv(result.ledger_rows, out / "ledger.csv")
+    measured = [r for r in result.ledger_rows if not r.run_id.endswith("/warmup")]
+    write_emissions_csv(measured, out / "emissions.csv")
 
 
 @dataclass(frozen=True)
@@ -207,8 +199,12 @@ def reproduce(
     fleet: FleetBackend | None = None,
     meter_factory: Callable[[], EnergyMeter] | None = None,
     progress: bool = True,
+    address: str | None = None,
 ) -> Outcome:
-    """Run (or reuse) the reproduction of ``params`` in ``<out>/<digest>/`` and write outputs."""
+    """Run (or reuse) the reproduction of ``params`` in ``<out>/<digest>/`` and write outputs.
+
+    Every task's ledger row is streamed into ``<out>/<digest>/ledger.sqlite`` as it finishes
+    (a crash keeps them); ``address``: the Ray cluster when ``params.backend`` is ``ray``."""
     from carbonedge.experiments.runner import run_experiment
 
     folder = params.folder(out)
@@ -218,9 +214,22 @@ def reproduce(
     if folder.exists():
         if not (folder / PARAMS).exists():
             raise ConfigError(f"{folder}: exists and is not a results folder (no {PARAMS})")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+        for item in folder.iterdir():  # earlier outputs go; the ledger's records stay
+            if item.name.startswith("ledger.sqlite"):
+                continue
+            if item.is_dir():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / PARAMS, params.to_dict())
-    result = run_experiment(params, fleet=fleet, meter_factory=meter_factory, progress=progress)
+    result = run_experiment(
+        params,
+        fleet=fleet,
+        meter_factory=meter_factory,
+        progress=progress,
+        ledger=folder / "ledger.sqlite",
+        address=address,
+    )
     write_outputs(result, folder)
     return Outcome(folder, False, (folder / TABLES_TXT).read_text(encoding="utf-8"), result)

@@ -19,7 +19,6 @@ from carbonedge.errors import ConfigError
 RuntimeKind = Literal["torch", "onnx"]
 AttributionKind = Literal["cputime", "quota"]
 MeterKind = Literal["codecarbon", "fake"]
-PowerEstimate = Literal["running", "telemetry"]
 CostKind = Literal["eq5", "macs", "measured"]
 EnergyRate = Literal["pooled", "window"]
 
@@ -73,8 +72,6 @@ class ExperimentParams:
         sweep_model: model of the sweep (None: mobilenet_v2 if run, else the first model).
         warmup_tasks: warm-up tasks per node before each run (seed telemetry; not counted).
         partition_cost: layer cost for AMP4EC's balanced plan (``eq5`` is the paper's Eq. 5).
-        power_estimate: P_node given to the scheduler (Eq. 4): ``running`` = the node's power
-            at full use of its quota (NodeState's contract), ``telemetry`` = current power.
         measure_power_secs: CodeCarbon's sampling interval in seconds (paper: 1).
         load_window_s: the fleet telemetry's load signal for Algorithm 1: 0 (default) = the
             node's occupancy at decision time; > 0 = CPU utilisation of its quota over a
@@ -87,6 +84,8 @@ class ExperimentParams:
         slo_factor: CE-SLO's latency SLO as a multiple of the fastest node's predicted latency
             for the model (telemetry after warm-up); ignored when ``slo_ms`` is set.
         slo_ms: CE-SLO's latency SLO in ms for every model (None: ``slo_factor``).
+        backend: ``local`` (the nodes are processes on this machine) or ``ray`` (actors on a
+            Ray cluster; its address is given to :func:`reproduce`, not part of the digest).
     """
 
     models: tuple[str, ...] = PAPER_MODELS
@@ -105,12 +104,12 @@ class ExperimentParams:
     sweep_model: str | None = None
     warmup_tasks: int = 2
     partition_cost: CostKind = "eq5"
-    power_estimate: PowerEstimate = "running"
     measure_power_secs: float = 1.0
     load_window_s: float = 0.0
     energy_rate: EnergyRate = "pooled"
     slo_factor: float = DEFAULT_SLO_FACTOR
     slo_ms: float | None = None
+    backend: Literal["local", "ray"] = "local"
 
     def __post_init__(self) -> None:
         _positive_int("n_images", self.n_images)
@@ -135,12 +134,12 @@ class ExperimentParams:
         _choice("meter", self.meter, ("codecarbon", "fake"))
         _choice("ram_model", self.ram_model, ("codecarbon", "paper"))
         _choice("partition_cost", self.partition_cost, ("eq5", "macs", "measured"))
-        _choice("power_estimate", self.power_estimate, ("running", "telemetry"))
         if not self.load_window_s >= 0:
             raise ConfigError(
                 f"load_window_s: must be >= 0 (0 = occupancy), got {self.load_window_s}"
             )
         _choice("energy_rate", self.energy_rate, ("pooled", "window"))
+        _choice("backend", self.backend, ("local", "ray"))
         if not _positive_number(self.slo_factor):
             raise ConfigError(f"slo_factor: must be a number > 0, got {self.slo_factor!r}")
         if self.slo_ms is not None and not _positive_number(self.slo_ms):

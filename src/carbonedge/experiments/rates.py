@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from carbonedge.carbon import ComponentEnergy, LedgerRow, carbon_g
+from carbonedge.carbon import ComponentEnergy, carbon_g
 
 if TYPE_CHECKING:
     from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
@@ -193,41 +193,6 @@ def charge_sweep(point: SweepRecord, rate: PooledRate, nodes: Sequence[NodeRow])
     )
 
 
-def charge_rows(
-    rows: Sequence[LedgerRow], energy_by_run: Mapping[str, Mapping[str, ComponentEnergy]]
-) -> list[LedgerRow]:
-    """Ledger rows re-charged: a node's energy in a run split over its tasks by their CPU
-    seconds (equal shares if none used any), gCO2 = energy x I x PUE (Eq. 2) per row.
-
-    Rows of runs not in ``energy_by_run`` are kept as they are.
-    """
-    task_cpu: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        acc = task_cpu.setdefault((r.run_id, r.node), [0.0, 0.0])
-        acc[0] += r.cpu_s
-        acc[1] += 1.0
-    out = []
-    for r in rows:
-        energies = energy_by_run.get(r.run_id)
-        if energies is None:
-            out.append(r)
-            continue
-        total, count = task_cpu[(r.run_id, r.node)]
-        share = r.cpu_s / total if total > 0 else 1.0 / count
-        e = energies.get(r.node, ComponentEnergy())
-        cpu, gpu, ram = e.cpu_energy_kwh * share, e.gpu_energy_kwh * share, e.ram_energy_kwh * share
-        out.append(
-            dataclasses.replace(
-                r,
-                cpu_energy_kwh=cpu,
-                gpu_energy_kwh=gpu,
-                ram_energy_kwh=ram,
-                gco2=carbon_g(cpu + gpu + ram, r.intensity_g_per_kwh, r.pue),
-            )
-        )
-    return out
-
-
 def apply_energy_rate(result: ExperimentResult, energy_rate: str) -> ExperimentResult:
     """``result`` (measured, every record at the ``window`` rate) under ``energy_rate``.
 
@@ -244,12 +209,10 @@ def apply_energy_rate(result: ExperimentResult, energy_rate: str) -> ExperimentR
         return dataclasses.replace(result, other_rate_runs=pooled_runs, pooled_rate=rate)
     if energy_rate != "pooled":
         raise ValueError(f"energy_rate must be 'pooled' or 'window', got {energy_rate!r}")
-    energy_by_run = {w.run_id: charge_nodes(w, rate, nodes) for w in windows}
     return dataclasses.replace(
         result,
         runs=pooled_runs,
         sweep=tuple(charge_sweep(p, rate, nodes) for p in result.sweep),
-        ledger_rows=tuple(charge_rows(result.ledger_rows, energy_by_run)),
         energy_rate="pooled",
         other_rate_runs=result.runs,
         pooled_rate=rate,

@@ -13,14 +13,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carbonedge.carbon import EnergyMeter
+from carbonedge.engine import Engine, EngineError, Measurement, Outcome
 from carbonedge.errors import CarbonEdgeError
-from carbonedge.experiments.accounting import Accounted, Meter, Window, account
+from carbonedge.experiments.accounting import Accounted, account
 from carbonedge.experiments.environment import IDLE_WINDOW_S, environment
 from carbonedge.experiments.params import (
     AMP4EC,
@@ -34,14 +35,8 @@ from carbonedge.experiments.params import (
 )
 from carbonedge.experiments.rates import apply_energy_rate
 from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
-from carbonedge.experiments.setup import (
-    amp4ec_pipeline,
-    default_meter_factory,
-    mono_node,
-    running_power_states,
-)
-from carbonedge.fleet import FleetBackend, FleetError, ModelRef, NodeDownError, Pipeline, TaskResult
-from carbonedge.fleet.intensity import node_intensities
+from carbonedge.experiments.setup import amp4ec_pipeline, default_meter_factory, mono_node
+from carbonedge.fleet import FleetBackend, FleetError, ModelRef, Pipeline, TaskResult
 from carbonedge.scheduling import MODES, Scheduler, Task
 
 if TYPE_CHECKING:
@@ -50,7 +45,7 @@ if TYPE_CHECKING:
 
     Batches = Sequence[npt.NDArray[np.float32]]
 
-TASK_TIMEOUT_S = 120.0
+#: How long a scheduled task may wait for an eligible node before the run fails, s.
 NO_NODE_TIMEOUT_S = 30.0
 
 
@@ -59,67 +54,76 @@ class ExperimentError(CarbonEdgeError):
 
 
 class _Ctx:
-    """What every run of one reproduction shares (mutable only through its methods)."""
+    """What every run of one reproduction shares (mutable only through its methods).
 
-    def __init__(self, params: ExperimentParams, fleet: FleetBackend, meter: EnergyMeter) -> None:
+    Tasks go through the engine (placement, retries, the per-task charge and the streamed
+    ledger row); runs are the engine's named measurement windows.
+    """
+
+    def __init__(self, params: ExperimentParams, engine: Engine, prefix: str) -> None:
         self.params = params
-        self.fleet = fleet
-        self.spec = fleet.spec
-        self.meter = Meter(meter, fleet)
-        self.intensities = node_intensities(self.spec)
+        self.engine = engine
+        self.prefix = prefix
+        self.fleet = engine.fleet
+        self.spec = engine.fleet.spec
+        self.intensities = engine.intensity.readings()
         self.mono = mono_node(params, self.spec, self.intensities)
         self.keys: dict[str, str] = {}
         self.pipelines: dict[str, Pipeline] = {}
-        self.rows: list[Any] = []
+        self.ledger_rows = 0
         self.methods: list[dict[str, str]] = []
         self.idle_cpu_power_w: float | None = None
         self.slo_ms: dict[str, float] = {}
 
     def states(self, model: str | None = None) -> list[Any]:
-        states = self.fleet.node_states(self.keys.get(model) if model is not None else None)
-        if self.params.power_estimate == "running":
-            return running_power_states(states, self.spec)
-        return states
+        return self.fleet.node_states(self.keys.get(model) if model is not None else None)
 
     # -- one task ---------------------------------------------------------------------------------
 
-    def run_on(self, node: str, model: str, x: Any, task_id: str) -> TaskResult:
-        return self.fleet.submit(node, self.keys[model], x, task_id=task_id).result(TASK_TIMEOUT_S)
+    def _labels(self, run_id: str, model: str) -> dict[str, Any]:
+        return {"run_id": run_id, "model": model, "runtime": self.params.runtime}
 
-    def run_pipeline(self, model: str, x: Any, task_id: str) -> tuple[float, list[TaskResult]]:
-        from carbonedge.fleet.pipeline import PipelineResult, submit_pipeline
+    def _count(self, outcome: Outcome) -> TaskResult:
+        self.ledger_rows += outcome.recorded
+        return replace(outcome.result, attempts=outcome.attempts)
 
-        fut: Future[PipelineResult] = submit_pipeline(
-            self.fleet, self.pipelines[model], x, task_id=task_id
+    def run_on(self, node: str, model: str, x: Any, task_id: str, run_id: str) -> TaskResult:
+        out = self.engine.run(
+            x, self.keys[model], task_id=task_id, node=node, **self._labels(run_id, model)
         )
-        res = fut.result(TASK_TIMEOUT_S)
-        return res.latency_ms, list(res.stages)
+        return self._count(out)
+
+    def run_pipeline(
+        self, model: str, x: Any, task_id: str, run_id: str
+    ) -> tuple[float, list[TaskResult]]:
+        latency_ms, outs = self.engine.run_pipeline(
+            self.pipelines[model], x, task_id=task_id, **self._labels(run_id, model)
+        )
+        return latency_ms, [self._count(o) for o in outs]
 
     def run_scheduled(
-        self, scheduler: Scheduler, model: str, x: Any, task_id: str, overhead: list[float]
+        self,
+        scheduler: Scheduler,
+        model: str,
+        x: Any,
+        task_id: str,
+        run_id: str,
+        overhead: list[float],
     ) -> TaskResult:
-        """Algorithm 1 per task on live telemetry; re-select if the node went down."""
-        waited = time.monotonic()
-        for _attempt in range(3):
-            while True:
-                states = self.states(model)
-                task = Task(task_id)
-                t0 = time.perf_counter_ns()
-                decision = scheduler.select(task, states)
-                overhead.append((time.perf_counter_ns() - t0) / 1000.0)
-                if decision.node is not None:
-                    break
-                if time.monotonic() - waited > NO_NODE_TIMEOUT_S:
-                    raise ExperimentError(
-                        f"task {task_id!r}: no eligible node for {NO_NODE_TIMEOUT_S:.0f} s "
-                        f"({scheduler!r})"
-                    )
-                time.sleep(0.01)
-            try:
-                return self.run_on(decision.node, model, x, task_id)
-            except NodeDownError:
-                continue
-        raise ExperimentError(f"task {task_id!r}: its node failed 3 times")
+        """Algorithm 1 per task on live telemetry, through the engine (which re-places a task
+        whose node went down and waits up to ``NO_NODE_TIMEOUT_S`` for an eligible node)."""
+        try:
+            out = self.engine.run(
+                x,
+                self.keys[model],
+                task_id=task_id,
+                scheduler=scheduler,
+                **self._labels(run_id, model),
+            )
+        except EngineError as exc:
+            raise ExperimentError(f"task {task_id!r} ({scheduler!r}): {exc}") from exc
+        overhead.append(out.decision_us)
+        return self._count(out)
 
     def slo_of(self, model: str) -> float:
         """CE-SLO's latency SLO for ``model``, ms: ``params.slo_ms``, else ``slo_factor`` x the
@@ -140,38 +144,43 @@ class _Ctx:
             self.slo_ms[model] = self.params.slo_factor * fastest
         return self.slo_ms[model]
 
-    def warm(self, model: str, x: Any) -> None:
-        """Warm-up tasks of ``model`` on every node (and through its pipeline): not measured."""
-        for _ in range(self.params.warmup_tasks):
+    def warm(self, model: str, x: Any, run_id: str) -> None:
+        """Warm-up tasks of ``model`` on every node (and through its pipeline): not measured
+        (recorded in the ledger under ``<run>/warmup``: their energy was spent too)."""
+        rid = f"{run_id}/warmup"
+        for k in range(self.params.warmup_tasks):
             for node in self.spec.names:
-                self.run_on(node, model, x, task_id=f"warmup-{node}")
+                self.run_on(node, model, x, f"{node}-{k}", rid)
             if model in self.pipelines:
-                self.run_pipeline(model, x, "warmup-pipeline")
+                self.run_pipeline(model, x, f"pipeline-{k}", rid)
 
     # -- one run ----------------------------------------------------------------------------------
 
     def measured(
-        self, run_id: str, model: str, body: Callable[[], list[TaskResult]]
-    ) -> tuple[Accounted, Window, list[TaskResult]]:
-        window, results = self.meter.measure(body)
+        self, run_id: str, body: Callable[[], list[TaskResult]]
+    ) -> tuple[Accounted, Measurement, list[TaskResult]]:
+        windows = self.engine.windows
+        windows.begin_window(run_id)
+        try:
+            results = body()
+        except BaseException:
+            windows.cancel(run_id)
+            raise
+        window = windows.end_window(run_id)
+        self.engine.rates.publish(window)  # later tasks are charged at this run's rates
         self.methods.append(dict(window.reading.method))
         acc = account(
             window,
-            results,
             self.spec,
             self.intensities,
             self.params.attribution,
             idle_cpu_power_w=self.idle_cpu_power_w,
-            run_id=run_id,
-            model=model,
-            runtime=self.params.runtime,
         )
-        self.rows.extend(acc.rows)
         return acc, window, results
 
     def run_config(self, model: str, config: str, repeat: int, batches: Batches) -> RunRecord:
-        run_id = f"{model}/{_slug(config)}/r{repeat}"
-        self.warm(model, batches[0])
+        run_id = f"{self.prefix}/{model}/{_slug(config)}/r{repeat}"
+        self.warm(model, batches[0], run_id)
         latencies: list[float] = []
         overhead: list[float] = []
         slo = self.slo_of(model) if config == CE_SLO else None
@@ -186,23 +195,23 @@ class _Ctx:
             for i, x in enumerate(batches):
                 tid = f"{i:04d}"
                 if config == MONOLITHIC:
-                    res = self.run_on(self.mono, model, x, tid)
+                    res = self.run_on(self.mono, model, x, tid, run_id)
                     latencies.append(res.latency_ms)
                     done.append(res)
                 elif config == AMP4EC:
-                    lat, stages = self.run_pipeline(model, x, tid)
+                    lat, stages = self.run_pipeline(model, x, tid, run_id)
                     latencies.append(lat)
                     done.extend(stages)
                 else:
                     assert scheduler is not None
-                    res = self.run_scheduled(scheduler, model, x, tid, overhead)
+                    res = self.run_scheduled(scheduler, model, x, tid, run_id, overhead)
                     latencies.append(res.latency_ms)
                     done.append(res)
             return done
 
-        acc, window, results = self.measured(run_id, model, body)
+        acc, window, results = self.measured(run_id, body)
         reading = acc.attribution.host
-        wall_s = window.wall_s
+        wall_s = window.duration_s
         return RunRecord(
             model=model,
             config=config,
@@ -224,7 +233,7 @@ class _Ctx:
             energy_method=reading.method_label,
             attribution=self.params.attribution,
             run_id=run_id,
-            node_cpu_s=dict(window.cpu_s_by_node),
+            node_cpu_s=dict(window.node_cpu_s),
             window_s=reading.duration_s,
             slo_ms=slo,
             slo_met_pct=(
@@ -237,8 +246,8 @@ class _Ctx:
     def run_sweep_point(self, policy: str, w_c: float, model: str, batches: Batches) -> SweepRecord:
         weights = MODES["performance"].with_carbon(w_c)
         scheduler = Scheduler(policy, weights)
-        run_id = f"sweep/{model}/{policy}/wc{w_c:.3f}"
-        self.warm(model, batches[0])
+        run_id = f"{self.prefix}/sweep/{model}/{policy}/wc{w_c:.3f}"
+        self.warm(model, batches[0], run_id)
         static = scheduler.select(Task("static"), self.states(model)).node
         latencies: list[float] = []
         overhead: list[float] = []
@@ -246,12 +255,12 @@ class _Ctx:
         def body() -> list[TaskResult]:
             done = []
             for i, x in enumerate(batches):
-                res = self.run_scheduled(scheduler, model, x, f"{i:04d}", overhead)
+                res = self.run_scheduled(scheduler, model, x, f"{i:04d}", run_id, overhead)
                 latencies.append(res.latency_ms)
                 done.append(res)
             return done
 
-        acc, window, results = self.measured(run_id, model, body)
+        acc, window, results = self.measured(run_id, body)
         att = acc.attribution
         return SweepRecord(
             policy=policy,
@@ -266,7 +275,7 @@ class _Ctx:
             energy_kwh=sum(e.energy_kwh for e in acc.node_energy.values()),
             run_id=run_id,
             node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
-            node_cpu_s=dict(window.cpu_s_by_node),
+            node_cpu_s=dict(window.node_cpu_s),
             cpu_energy_kwh=acc.component_kwh("cpu"),
             gpu_energy_kwh=acc.component_kwh("gpu"),
             ram_energy_kwh=acc.component_kwh("ram"),
@@ -308,18 +317,22 @@ def run_experiment(
     fleet: FleetBackend | None = None,
     meter_factory: Callable[[], EnergyMeter] | None = None,
     progress: bool = True,
+    ledger: Path | None = None,
+    address: str | None = None,
 ) -> ExperimentResult:
-    """Run the whole reproduction and return what it measured (no files are written).
+    """Run the whole reproduction and return what it measured.
 
-    ``fleet``: a started fleet backend to use (None: a :class:`~carbonedge.fleet.LocalFleet` of
-    ``params.fleet_file`` is started here and stopped at the end). ``meter_factory``: makes the
-    energy meter (None: the one ``params.meter`` names); it is called once and the meter is
-    reused for every window. ``progress``: show a tqdm bar over the runs (stderr).
+    The reproduction runs on an engine (:func:`carbonedge.engine.open_engine`): ``fleet``, a
+    started fleet backend to use (None: one of ``params.fleet_file`` on ``params.backend`` is
+    started here, at ``address`` for Ray, and stopped at the end). ``meter_factory``: makes the
+    energy meters of the run windows (None: the one ``params.meter`` names). ``ledger``: where
+    every task's row is streamed as it finishes (None: the default ledger); run ids there start
+    with a reproduction id, ``repro-<digest>-<UTC time>``. ``progress``: a tqdm bar (stderr).
     """
     from tqdm import tqdm
 
     from carbonedge.data import load_images
-    from carbonedge.fleet import LocalFleet, load_fleet
+    from carbonedge.engine import EngineConfig, EngineSettings, open_engine
     from carbonedge.models import describe_model
 
     started = datetime.now(UTC)
@@ -329,27 +342,39 @@ def run_experiment(
     )
     batches = [images.tensors[i : i + 1] for i in range(len(images))]
     infos = {m: describe_model(m, seed=params.seed) for m in params.models}
-    own = fleet is None
-    if fleet is None:
-        fleet = LocalFleet(load_fleet(params.fleet_file), load_window_s=params.load_window_s)
-        fleet.start()
+    prefix = f"repro-{params.digest()[:8]}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    settings = EngineSettings(
+        fleet_file=Path(params.fleet_file) if params.fleet_file else None,
+        backend=params.backend,  # type: ignore[arg-type]
+        address=address,
+        meter=params.meter,
+        measure_power_secs=params.measure_power_secs,
+        window_s=0.0,  # rates come from the run windows themselves
+        ledger=ledger,
+        run_id=f"{prefix}/engine",
+        restart=False,
+        load_window_s=params.load_window_s,
+        engine=EngineConfig(max_wait_s=NO_NODE_TIMEOUT_S, max_attempts=3),
+    )
+    engine = open_engine(
+        settings, fleet=fleet, meter=meter_factory or default_meter_factory(params)
+    )
     try:
-        meter = (meter_factory or default_meter_factory(params))()
-        ctx = _Ctx(params, fleet, meter)
+        ctx = _Ctx(params, engine, prefix)
         plans: dict[str, str] = {}
         for model in params.models:
-            ctx.keys[model] = fleet.deploy(
+            ctx.keys[model] = engine.fleet.deploy(
                 ModelRef(model, seed=params.seed), ctx.spec.names, params.runtime
             )
             try:
-                ctx.pipelines[model], plans[model] = amp4ec_pipeline(fleet, model, params)
+                ctx.pipelines[model], plans[model] = amp4ec_pipeline(engine.fleet, model, params)
             except (CarbonEdgeError, ValueError) as exc:
                 raise ExperimentError(f"AMP4EC: cannot partition {model!r}: {exc}") from exc
         # One idle window (fleet idle): the CPU idle baseline of every cputime window.
-        ctx.idle_cpu_power_w = ctx.meter.calibrate_idle(IDLE_WINDOW_S)
+        ctx.idle_cpu_power_w = engine.windows.idle_cpu_power_w(IDLE_WINDOW_S)
         sweep_model = params.resolved_sweep_model
         if sweep_model not in ctx.keys:
-            ctx.keys[sweep_model] = fleet.deploy(
+            ctx.keys[sweep_model] = engine.fleet.deploy(
                 ModelRef(sweep_model, seed=params.seed), ctx.spec.names, params.runtime
             )
         configs = config_labels()
@@ -370,18 +395,19 @@ def run_experiment(
                     bar.set_postfix_str(f"sweep {policy} wC={w_c:.2f}")
                     sweep.append(ctx.run_sweep_point(policy, w_c, sweep_model, sweep_batches))
                     bar.update()
-        env = environment(params, ctx, fleet, images, infos, plans)
+        env = environment(params, ctx, engine.fleet, images, infos, plans)
+        assert engine.ledger is not None
+        rows = engine.ledger.call(lambda led: led.query(run_prefix=prefix + "/"))
     except FleetError as exc:
         raise ExperimentError(f"the fleet failed during the reproduction: {exc}") from exc
     finally:
-        if own:
-            fleet.stop()
+        engine.close()
     measured = ExperimentResult(
         params=params,
         env=env,
         runs=tuple(runs),
         sweep=tuple(sweep),
-        ledger_rows=tuple(ctx.rows),
+        ledger_rows=tuple(rows),
         started_at=started.isoformat(),
         wall_s=time.perf_counter() - t0,
     )

@@ -22,7 +22,6 @@ from carbonedge.carbon import (
 from carbonedge.errors import ConfigError
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.fleet import FleetBackend, FleetSpec, Pipeline, deploy_pipeline
-from carbonedge.scheduling import NodeState
 
 #: Synthetic power of ``--meter fake`` (W): CPU at 5 W with a 1 W idle floor at the window's
 #: first sample, RAM at 2 W. Only for tests and dry runs; outputs say ``fake``.
@@ -85,25 +84,6 @@ def mono_node(
         return PAPER_MONO_NODE
     ranked = sorted(spec.names, key=lambda n: inten[n].g_per_kwh)
     return ranked[(len(ranked) - 1) // 2]
-
-
-def running_power_states(states: Sequence[NodeState], spec: FleetSpec) -> list[NodeState]:
-    """States with ``power_w`` = the node's power while running (its profile at full quota).
-
-    NodeState's contract calls ``power_w`` "the node's average power draw while running"
-    (Eq. 4's P_node); the local telemetry reports the power at the node's *current* load, which
-    is the idle power on an idle node and makes every idle node look carbon-free (SC = 1).
-    ``measured`` nodes keep the measured value.
-    """
-    from dataclasses import replace
-
-    out = []
-    for s in states:
-        power = spec.node(s.name).power
-        if power.kind == "linear":
-            s = replace(s, power_w=power.power_w(1.0))
-        out.append(s)
-    return out
 
 
 def amp4ec_pipeline(

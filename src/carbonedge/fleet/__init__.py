@@ -19,7 +19,6 @@ from carbonedge.fleet.base import (
     Pipeline,
     TaskResult,
 )
-from carbonedge.fleet.dispatch import Dispatcher, FleetTask
 from carbonedge.fleet.local import LocalFleet
 from carbonedge.fleet.pipeline import deploy_pipeline, module_payload, submit_pipeline
 from carbonedge.fleet.spec import (
@@ -42,11 +41,9 @@ _LAZY = {
 
 __all__ = [
     "DeployError",
-    "Dispatcher",
     "FleetBackend",
     "FleetError",
     "FleetSpec",
-    "FleetTask",
     "LocalFleet",
     "ModelPayload",
     "ModelRef",

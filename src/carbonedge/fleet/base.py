@@ -184,6 +184,10 @@ class FleetBackend(Protocol):
         """
         ...
 
+    def set_intensity(self, node: str, intensity_g_per_kwh: float) -> None:
+        """The node's grid intensity now (gCO2/kWh), reported by the next ``node_states()``."""
+        ...
+
     def health(self) -> list[NodeHealth]:
         """Per-node health, enforcement and memory, for every node (up or down)."""
         ...

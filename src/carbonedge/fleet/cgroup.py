@@ -6,18 +6,28 @@ cgroup v1: ``/sys/fs/cgroup/cpu/carbonedge-<pid>/<node>/`` with ``cpu.cfs_period
 ``cpu.max = "<quota_us> 10000"``. The fleet writes each node's pid to ``cgroup.procs`` and removes
 the directories when it stops; directories left by a fleet whose process died are removed by the
 next fleet that starts (``sweep_stale``).
+
+A node's name becomes a directory name, so :class:`CpuQuotaGroup` checks it against
+:data:`carbonedge.validation.NODE_NAME_PATTERN` (fleet files are checked on load too) and that
+the path it builds stays inside the fleet's ``carbonedge-<pid>`` folder, before touching any path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
+
+from carbonedge.errors import ConfigError
+from carbonedge.validation import node_name_problem
 
 PERIOD_US = 10_000
 _V1 = Path("/sys/fs/cgroup/cpu")
 _V2 = Path("/sys/fs/cgroup")
 _PREFIX = "carbonedge-"
+MAX_QUOTA = 1e6
+"""Largest CPU quota (cores) turned into ``cfs_quota_us``; keeps the microsecond count an int."""
 
 
 class CgroupUnavailable(OSError):
@@ -59,11 +69,22 @@ class CpuQuotaGroup:
     """One node's cgroup; ``create`` raises CgroupUnavailable where cgroups are not writable."""
 
     def __init__(self, node: str, quota: float) -> None:
+        # Checked before any path is built: a name such as "../x" or "/sys" must never become
+        # a directory outside this fleet's carbonedge-<pid> folder.
+        problem = node_name_problem(node)
+        if problem is not None:
+            raise ConfigError(f"node name {problem} (it names a cgroup directory)")
+        if isinstance(quota, bool) or not (math.isfinite(quota) and 0 < quota <= MAX_QUOTA):
+            raise ConfigError(
+                f"node {node!r}: cpu_quota must be > 0 and <= {MAX_QUOTA}, got {quota!r}"
+            )
         self.node = node
         self.quota = quota
         self.root, self.version = _detect()
         self.base = self.root / f"{_PREFIX}{os.getpid()}"
         self.path = self.base / node
+        if self.path.parent != self.base or os.path.normpath(self.path) != str(self.path):
+            raise ConfigError(f"node name {node!r} would leave {self.base}")
 
     def create(self) -> None:
         quota_us = max(1000, round(self.quota * PERIOD_US))

@@ -374,16 +374,21 @@ class FleetCore(ABC, Generic[N]):
         p.future.set_exception(NodeDownError(node.spec.name, task_id, node.detail or "not started"))
         return p
 
-    def _finish(self, node: N, seq: int, cpu_s: float, exec_ms: float) -> Pending | None:
+    def _finish(
+        self, node: N, seq: int, cpu_s: float, exec_ms: float, queued_ms: float = 0.0
+    ) -> Pending | None:
         """Take a returned task off ``node`` and record its telemetry; None if already failed
-        over (a late result is never recorded twice). Sets ``latency_ms`` (submit to now)."""
+        over (a late result is never recorded twice). Sets ``latency_ms`` (submit to now).
+        ``queued_ms``: time the task waited in the node's own queue (not dispatch latency)."""
         now = time.perf_counter()
         with self._lock:
             p = node.pending.pop(seq, None)
             if p is None:
                 return None
             p.latency_ms = (now - p.submitted_perf) * 1000.0
-            node.telemetry.finished(time.monotonic(), cpu_s, exec_ms, p.latency_ms, p.model_key)
+            node.telemetry.finished(
+                time.monotonic(), cpu_s, exec_ms, p.latency_ms, p.model_key, queued_ms
+            )
         return p
 
     def _fail_pending(self, node: N, seq: int, error: Exception) -> None:
@@ -406,6 +411,11 @@ class FleetCore(ABC, Generic[N]):
         now = time.monotonic()
         with self._lock:
             return [n.telemetry.state(now, model_key) for n in self._nodes.values() if n.up]
+
+    def set_intensity(self, node: str, intensity_g_per_kwh: float) -> None:
+        """The node's grid intensity now (gCO2/kWh), from the engine's intensity feed; the next
+        ``node_states()`` reports it."""
+        self._node(node).telemetry.intensity_g_per_kwh = intensity_g_per_kwh
 
     def record_power(self, node: str, power_w: float) -> None:
         """Push a measured power (W) for a ``power = "measured"`` node."""

@@ -63,8 +63,8 @@ class LocalFleet(FleetCore[_Node]):
 
     ``enforcement``: ``"auto"`` (cgroup where writable, else dilation), ``"cgroup"`` (raise
     FleetError if not writable) or ``"dilation"``. ``restart``: restart a node after a fault.
-    ``load_window_s``: the telemetry's load signal, a sliding window in seconds, or 0 for the
-    node's occupancy at decision time (see :mod:`carbonedge.fleet.telemetry`).
+    ``load_window_s``: the telemetry's load signal, a sliding window in seconds, or 0 (the
+    default) for the node's occupancy at decision time (see :mod:`carbonedge.fleet.telemetry`).
     """
 
     def __init__(
@@ -77,7 +77,7 @@ class LocalFleet(FleetCore[_Node]):
         hang_timeout_s: float = 5.0,
         task_timeout_s: float = 120.0,
         start_timeout_s: float = 120.0,
-        load_window_s: float = 5.0,
+        load_window_s: float = 0.0,
     ) -> None:
         if not load_window_s >= 0:
             raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
@@ -240,8 +240,8 @@ class LocalFleet(FleetCore[_Node]):
             fut.set_result(value)
 
     def _on_result(self, node: _Node, msg: tuple[Any, ...]) -> None:
-        _, seq, output, started, finished, exec_ms, cpu_s = msg
-        p = self._finish(node, seq, cpu_s, exec_ms)
+        _, seq, output, started, finished, exec_ms, cpu_s, queued_ms = msg
+        p = self._finish(node, seq, cpu_s, exec_ms, queued_ms)
         if p is None:  # already failed over (timeout): never record a task twice
             return
         p.future.set_result(

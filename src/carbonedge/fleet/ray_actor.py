@@ -13,6 +13,11 @@ the host, so CodeCarbon in machine mode measures that device):
   CodeCarbon's CPU-load model), started when the actor starts.
 - ``"profile"``: :class:`ProfileMeter`, the node's power profile driven by the actor process's CPU
   time (cheap, no hardware access; what tests and single-host simulations use).
+- ``"auto"``: the best power sensor of the actor's own host
+  (:func:`carbonedge.carbon.sensors.detect_sensors`: Jetson INA3221, Raspberry Pi 5 PMIC, RAPL,
+  NVML, else the node's power profile, else CodeCarbon), read under the root directory named by
+  the ``CARBONEDGE_SENSOR_ROOT`` environment variable of the worker (default ``/``), or under
+  ``<root>`` for ``"auto:<root>"`` (a fixture tree, or a host's sysfs mounted into a container).
 """
 
 from __future__ import annotations
@@ -34,8 +39,19 @@ from carbonedge.fleet.worker import build_runtime_for_payload, busy_probe, dilat
 if TYPE_CHECKING:
     from carbonedge.models.runtime import Runtime
 
-MeterKind = Literal["profile", "codecarbon"]
-METER_KINDS: tuple[MeterKind, ...] = ("profile", "codecarbon")
+MeterKind = Literal["profile", "codecarbon", "auto"]
+METER_KINDS: tuple[MeterKind, ...] = ("profile", "codecarbon", "auto")
+MeterSpec = str
+"""A :data:`MeterKind`, or ``"auto:<root>"``: detect the sensors under ``<root>``."""
+AUTO_ROOT_PREFIX = "auto:"
+SENSOR_ROOT_ENV = "CARBONEDGE_SENSOR_ROOT"
+
+
+def is_meter_spec(spec: object) -> bool:
+    """True for one of :data:`METER_KINDS` or ``"auto:<root>"`` with a non-empty root."""
+    if not isinstance(spec, str):
+        return False
+    return spec in METER_KINDS or (spec.startswith(AUTO_ROOT_PREFIX) and spec != AUTO_ROOT_PREFIX)
 
 
 class ProfileMeter:
@@ -86,14 +102,21 @@ class ProfileMeter:
 
 
 def make_meter(kind: str, idle_w: float, max_w: float, cpu_quota: float) -> EnergyMeter:
-    """Build the meter named ``kind`` (one of ``METER_KINDS``)."""
+    """Build the meter named ``kind`` (one of ``METER_KINDS``, or ``"auto:<root>"``)."""
     if kind == "profile":
         return ProfileMeter(idle_w, max_w, cpu_quota)
     if kind == "codecarbon":
         from carbonedge.carbon.codecarbon_meter import CodeCarbonConfig, CodeCarbonMeter
 
         return CodeCarbonMeter(CodeCarbonConfig(measure_power_secs=1.0))
-    raise MeterError(f"meter must be one of {METER_KINDS}, got {kind!r}")
+    if is_meter_spec(kind) and kind.startswith("auto"):
+        from carbonedge.carbon.sensors import detect_sensors, meter_for
+        from carbonedge.fleet.spec import PowerProfile
+
+        root = kind[len(AUTO_ROOT_PREFIX) :] or os.environ.get(SENSOR_ROOT_ENV) or "/"
+        profile = PowerProfile("linear", idle_w, max_w, "the node's power profile")
+        return meter_for(detect_sensors(root, power_profile=profile))
+    raise MeterError(f"meter must be one of {METER_KINDS} or 'auto:<root>', got {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -172,9 +195,10 @@ class EdgeNodeActor:
 
     def read_energy(self) -> EnergyReading:
         """The energy of this node since the last read (or the start), then start a new window."""
-        reading = self._meter.stop()
-        self._meter.start()
-        return reading
+        try:
+            return self._meter.stop()
+        finally:  # a failed read still leaves a running meter for the next window
+            self._meter.start()
 
     def probe(self, duration_s: float) -> tuple[float, float]:
         """Busy loop for ``duration_s`` s (dilated like tasks); returns (cpu_s, wall_s)."""

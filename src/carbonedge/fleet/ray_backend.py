@@ -38,7 +38,13 @@ from carbonedge.fleet.base import (
     TaskResult,
 )
 from carbonedge.fleet.core import DeployReply, FleetCore, NodeHandle
-from carbonedge.fleet.ray_actor import METER_KINDS, EdgeNodeActor, MeterKind, StageMeta
+from carbonedge.fleet.ray_actor import (
+    METER_KINDS,
+    EdgeNodeActor,
+    MeterSpec,
+    StageMeta,
+    is_meter_spec,
+)
 from carbonedge.fleet.ray_placement import RESOURCE_SLIVER, Pin, Placement, resolve_placement
 from carbonedge.fleet.ray_setup import (
     RaySession,
@@ -78,7 +84,7 @@ class _RayNode(NodeHandle):
     """Driver-side handle of one edge node's actor: its pin, meter kind and actor handle."""
 
     pin: Pin
-    meter: MeterKind
+    meter: MeterSpec
     actor: Any = None
     ray_node_id: str = ""
 
@@ -90,10 +96,13 @@ class RayFleet(FleetCore[_RayNode]):
     ``"auto"`` joins the cluster on this host, ``"ray://host:10001"`` uses Ray Client, any other
     value is passed to ``ray.init``. If Ray is already initialised in this process, that
     connection is used and left open on stop. ``placement``: see ``ray_placement``.
-    ``meter``: ``"profile"`` or ``"codecarbon"``, or a mapping node -> kind.
+    ``meter``: ``"profile"``, ``"codecarbon"``, ``"auto"`` (the best power sensor of each
+    actor's own host) or ``"auto:<root>"`` (sensors under a root directory, e.g. a fixture), or
+    a mapping node -> one of these.
     ``enforcement``: ``"dilation"`` (nodes with a quota below one core sleep
     ``(1/q - 1) x cpu_s`` after each task, for single-host simulations) or ``"none"`` (real
     devices: the device is the quota; Ray's ``num_cpus`` is a reservation, not a limit).
+    ``load_window_s``: the telemetry's load signal (0: occupancy, see ``fleet.telemetry``).
     """
 
     def __init__(
@@ -102,14 +111,18 @@ class RayFleet(FleetCore[_RayNode]):
         *,
         address: str | None = None,
         placement: Placement = "resource",
-        meter: MeterKind | Mapping[str, MeterKind] = "profile",
+        meter: MeterSpec | Mapping[str, MeterSpec] = "profile",
         enforcement: RayEnforcement = "dilation",
         restart: bool = False,
         task_timeout_s: float = 120.0,
         start_timeout_s: float = 120.0,
         object_store_mb: int = 256,
         max_concurrency: int = 4,
+        load_window_s: float = 0.0,
     ) -> None:
+        if not load_window_s >= 0:
+            raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
+        self._load_window_s = load_window_s
         super().__init__(
             spec,
             restart=restart,
@@ -134,12 +147,14 @@ class RayFleet(FleetCore[_RayNode]):
         self._pins: dict[str, Pin] = {}
         self.final_readings: dict[str, EnergyReading] = {}
 
-    def _meter_kinds(self, meter: MeterKind | Mapping[str, MeterKind]) -> dict[str, MeterKind]:
+    def _meter_kinds(self, meter: MeterSpec | Mapping[str, MeterSpec]) -> dict[str, MeterSpec]:
         kinds = {n: meter for n in self._spec.names} if isinstance(meter, str) else dict(meter)
         for name, kind in kinds.items():
             self._spec.node(name)  # ConfigError naming the known nodes
-            if kind not in METER_KINDS:
-                raise FleetError(f"meter[{name!r}] must be one of {METER_KINDS}, got {kind!r}")
+            if not is_meter_spec(kind):
+                raise FleetError(
+                    f"meter[{name!r}] must be one of {METER_KINDS} or 'auto:<root>', got {kind!r}"
+                )
         return {n: kinds.get(n, "profile") for n in self._spec.names}
 
     # -- transport: actors and object refs -------------------------------------------------------
@@ -157,7 +172,7 @@ class RayFleet(FleetCore[_RayNode]):
     def _new_node(self, spec: NodeSpec) -> _RayNode:
         return _RayNode(
             spec=spec,
-            telemetry=NodeTelemetry(spec),
+            telemetry=NodeTelemetry(spec, window_s=self._load_window_s),
             enforcement=self._enforcement,
             pin=self._pins[spec.name],
             meter=self._meters[spec.name],

@@ -16,6 +16,12 @@ Example::
     embodied_kgco2e = 20.0         # optional: manufacturing footprint (kgCO2e) ...
     lifetime_years = 4.0           # ... amortised over this service life (both or neither)
     embodied_source = "vendor PCF" # optional: where the footprint comes from
+    # optional: where the scheduler and the ledger get this node's intensity at decision time
+    # (default: intensity_g_per_kwh if given, else the yearly average of zone)
+    intensity = { source = "trace", file = "grid-day.csv", zone = "DE" }
+    # or { source = "electricitymaps", zone = "DE", token_env = "EM_TOKEN",
+    #      fallback_g_per_kwh = 380 }
+    # or { source = "watttime", zone = "CAISO_NORTH", token_env = "WATTTIME_TOKEN" }
 """
 
 from __future__ import annotations
@@ -23,13 +29,21 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from carbonedge.carbon.embodied import EmbodiedProfile
 from carbonedge.errors import ConfigError
+from carbonedge.validation import (
+    MAX_NESTING_DEPTH,
+    check_tree,
+    field_path,
+    node_name_problem,
+    read_text_file,
+    shown,
+)
 
 PowerKind = Literal["linear", "measured"]
 
@@ -37,6 +51,16 @@ PowerKind = Literal["linear", "measured"]
 # the host CPU's power. 8 W is the CPU-load fallback CodeCarbon uses on this class of host
 # (DESIGN.md); it is a modelling assumption, shown as such in ``PowerProfile.source``.
 DEFAULT_HOST_CPU_W = 8.0
+
+MAX_FIELD_VALUE = 1e9
+"""Largest value any numeric field of a fleet file may hold (cores, MiB, W, gCO2/kWh, kgCO2e,
+years). Far above any real device; keeps quota and power arithmetic far from float overflow."""
+
+MAX_FLEET_NODES = 1024
+"""Most ``[[nodes]]`` a fleet file may hold: each node of a local fleet is an OS process."""
+
+# Top-level tables a fleet file may hold; anything else is refused, like node-state files do.
+_TOP_LEVEL_KEYS = frozenset({"nodes"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,34 @@ class PowerProfile:
         return self.idle_w + (self.max_w - self.idle_w) * load
 
 
+IntensitySourceKind = Literal["static", "country", "trace", "electricitymaps", "watttime"]
+INTENSITY_SOURCES: tuple[str, ...] = ("static", "country", "trace", "electricitymaps", "watttime")
+
+
+@dataclass(frozen=True)
+class IntensityConfig:
+    """Where a node's grid intensity comes from at decision time (paper V.A: live intensity).
+
+    ``source``: ``static`` (``g_per_kwh``), ``country`` (CodeCarbon's yearly mix of ``zone``),
+    ``trace`` (a CSV trace ``file`` replayed against the engine's clock; ``zone`` selects its
+    rows), ``electricitymaps`` or ``watttime`` (live APIs; the token is read from the
+    environment variable ``token_env``, never from the file). ``fallback_g_per_kwh``: the value
+    used, marked as a fallback, when the source fails (else the last known value, else an
+    error). ``ttl_s``: how long an API answer is reused. ``file`` is relative to the fleet
+    file's folder.
+    """
+
+    source: IntensitySourceKind
+    zone: str | None = None
+    g_per_kwh: float | None = None
+    file: str | None = None
+    interpolation: str = "step"
+    token_env: str | None = None
+    fallback_g_per_kwh: float | None = None
+    ttl_s: float = 300.0
+    timeout_s: float = 5.0
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One edge node. ``cpu_quota`` in cores, ``memory_mb`` in MiB, intensity in gCO2/kWh.
@@ -76,14 +128,29 @@ class NodeSpec:
     pue: float = 1.0
     device: str | None = None
     embodied: EmbodiedProfile | None = None
+    intensity: IntensityConfig | None = None
+
+    @property
+    def intensity_config(self) -> IntensityConfig:
+        """The node's intensity source: the ``intensity`` table, else its static value, else
+        the country mix of its zone."""
+        if self.intensity is not None:
+            return self.intensity
+        if self.intensity_g_per_kwh is not None:
+            return IntensityConfig("static", self.zone, self.intensity_g_per_kwh)
+        return IntensityConfig("country", self.zone)
 
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """A validated fleet; ``source`` is the file it came from or ``"default (paper IV.A.1)"``."""
+    """A validated fleet; ``source`` is the file it came from or ``"default (paper IV.A.1)"``.
+
+    ``base_dir``: the fleet file's folder (relative paths in it are relative to this), or None.
+    """
 
     nodes: tuple[NodeSpec, ...]
     source: str
+    base_dir: str | None = None
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name``; raises ConfigError naming the known nodes otherwise."""
@@ -150,26 +217,37 @@ class _Fields:
         self.table = table
 
     def _err(self, key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.where}.{key} {msg}")
+        path = field_path((key,))  # a key such as "\n" is quoted, keeping the message one line
+        return ConfigError(f"{self.where}{'' if path.startswith('[') else '.'}{path} {msg}")
 
     def str_(self, key: str, default: str | None = None) -> str | None:
         value = self.table.get(key, default)
         if value is not None and not isinstance(value, str):
-            raise self._err(key, f"must be a string, got {value!r}")
+            raise self._err(key, f"must be a string, got {shown(value)}")
         return value
 
     def num(
-        self, key: str, default: float | None = None, *, positive: bool = False
+        self,
+        key: str,
+        default: float | None = None,
+        *,
+        positive: bool = False,
+        maximum: float = MAX_FIELD_VALUE,
     ) -> float | None:
+        """A finite number >= 0 (> 0 with ``positive``) and <= ``maximum``, or None if absent."""
         value = self.table.get(key, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._err(key, f"must be a number, got {value!r}")
+            raise self._err(key, f"must be a number, got {shown(value)}")
+        if not math.isfinite(value):
+            raise self._err(key, f"must be a finite number, got {value!r}")
         if positive and value <= 0:
             raise self._err(key, f"must be > 0, got {value!r}")
         if value < 0:
             raise self._err(key, f"must be >= 0, got {value!r}")
+        if value > maximum:
+            raise self._err(key, f"must be at most {maximum:g}, got {value!r}")
         return float(value)
 
 
@@ -187,7 +265,62 @@ _NODE_KEYS = {
     "embodied_kgco2e",
     "lifetime_years",
     "embodied_source",
+    "intensity",
 }
+_INTENSITY_KEYS = {
+    "source",
+    "zone",
+    "g_per_kwh",
+    "file",
+    "interpolation",
+    "token_env",
+    "fallback_g_per_kwh",
+    "ttl_s",
+    "timeout_s",
+}
+
+
+def _intensity(where: str, table: Any, zone: str | None) -> IntensityConfig | None:
+    """The node's ``intensity`` table, validated; None when absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}.intensity must be a table, e.g. {{ source = 'trace', ... }}")
+    f = _Fields(f"{where}.intensity", table)
+    unknown = sorted(set(table) - _INTENSITY_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_INTENSITY_KEYS))
+        raise f._err(unknown[0], f"is not a known field (known: {known})")
+    source = f.str_("source")
+    if source not in INTENSITY_SOURCES:
+        raise f._err("source", f"must be one of {', '.join(INTENSITY_SOURCES)}, got {source!r}")
+    numbers = {}
+    for key in ("g_per_kwh", "fallback_g_per_kwh", "ttl_s", "timeout_s"):
+        value = f.num(key, positive=key in ("ttl_s", "timeout_s"))
+        if value is not None and not math.isfinite(value):
+            raise f._err(key, f"must be a finite number, got {value!r}")
+        numbers[key] = value
+    node_zone = f.str_("zone") or zone
+    if source == "static" and numbers["g_per_kwh"] is None:
+        raise f._err("g_per_kwh", "is required for source 'static' (gCO2/kWh)")
+    if source == "trace" and not f.str_("file"):
+        raise f._err("file", "is required for source 'trace' (a CSV: timestamp,zone,gco2_per_kwh)")
+    if source in ("country", "electricitymaps", "watttime") and not node_zone:
+        raise f._err("zone", f"is required for source {source!r}")
+    interpolation = f.str_("interpolation", "step")
+    if interpolation not in ("step", "linear"):
+        raise f._err("interpolation", f"must be 'step' or 'linear', got {interpolation!r}")
+    return IntensityConfig(
+        source=source,  # type: ignore[arg-type]
+        zone=node_zone,
+        g_per_kwh=numbers["g_per_kwh"],
+        file=f.str_("file"),
+        interpolation=interpolation or "step",
+        token_env=f.str_("token_env"),
+        fallback_g_per_kwh=numbers["fallback_g_per_kwh"],
+        ttl_s=numbers["ttl_s"] or 300.0,
+        timeout_s=numbers["timeout_s"] or 5.0,
+    )
 
 
 def _power(f: _Fields, device: Mapping[str, Any] | None) -> PowerProfile:
@@ -276,6 +409,9 @@ def _node(where: str, table: Any) -> NodeSpec:
     name = f.str_("name")
     if not name:
         raise f._err("name", "is required and must be a non-empty string")
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise f._err("name", problem)
     device_name = f.str_("device")
     device = None
     if device_name is not None:
@@ -291,8 +427,9 @@ def _node(where: str, table: Any) -> NodeSpec:
         raise f._err("memory_mb", "is required (MiB, e.g. 512)")
     intensity = f.num("intensity_g_per_kwh")
     zone = f.str_("zone")
-    if intensity is None and zone is None:
-        raise f._err("intensity_g_per_kwh", "or zone is required")
+    source = _intensity(where, table.get("intensity"), zone)
+    if intensity is None and zone is None and source is None:
+        raise f._err("intensity_g_per_kwh", "or zone or intensity is required")
     pue = f.num("pue", 1.0, positive=True)
     assert pue is not None
     if pue < 1.0:
@@ -307,14 +444,24 @@ def _node(where: str, table: Any) -> NodeSpec:
         pue=pue,
         device=device_name,
         embodied=_embodied(f, device_name, device),
+        intensity=source,
     )
 
 
 def parse_fleet(data: Mapping[str, Any], source: str) -> FleetSpec:
     """Validate a parsed TOML document; ``source`` prefixes every error message."""
+    unknown = sorted(str(k) for k in set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_TOP_LEVEL_KEYS))
+        raise ConfigError(f"{source}: {shown(unknown[0])} is not a known table (known: {known})")
+    check_tree(data, source)
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not nodes:
         raise ConfigError(f"{source}: nodes must be a non-empty array of tables ([[nodes]])")
+    if len(nodes) > MAX_FLEET_NODES:
+        raise ConfigError(
+            f"{source}: nodes has {len(nodes)} tables, more than {MAX_FLEET_NODES} nodes"
+        )
     specs = tuple(_node(f"{source}: nodes[{i}]", t) for i, t in enumerate(nodes))
     seen: set[str] = set()
     for i, spec in enumerate(specs):
@@ -325,16 +472,24 @@ def parse_fleet(data: Mapping[str, Any], source: str) -> FleetSpec:
 
 
 def load_fleet(path: str | Path | None = None) -> FleetSpec:
-    """Load and validate a fleet TOML file; ``None`` gives the paper's default three nodes."""
+    """Load and validate a fleet TOML file; ``None`` gives the paper's default three nodes.
+
+    The file must be UTF-8 (a byte-order mark is allowed) and at most
+    :data:`~carbonedge.validation.MAX_CONFIG_BYTES`; every error is a ConfigError naming it.
+    """
     if path is None:
         return default_fleet()
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read fleet file ({exc.strerror})") from None
+    text = read_text_file(p, "fleet file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p.name}: invalid TOML: {exc}") from None
-    return parse_fleet(data, p.name)
+    except RecursionError:
+        raise ConfigError(
+            f"{p.name}: invalid TOML: nests deeper than {MAX_NESTING_DEPTH} levels"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{p.name}: invalid TOML: {shown(str(exc), 120)}") from None
+    # relative paths in the file (intensity traces) are relative to its folder
+    return replace(parse_fleet(data, p.name), base_dir=str(p.resolve().parent))

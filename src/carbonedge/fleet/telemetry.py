@@ -1,23 +1,32 @@
 """Per-node telemetry for the scheduler (paper Algorithm 1 inputs, Eq. 4's P_node and T_avg).
 
 Kept cheap: a few floats and a short deque per node, updated when a task is submitted or returns,
-read in microseconds by ``node_states()``.
+read in microseconds by ``node_states()``. Every :class:`NodeState` field means what
+docs/scheduler.md says; nobody patches a state after this module built it.
 
 - ``load``: CPU seconds of the tasks finished in the last ``window_s`` seconds divided by
   ``window_s x cpu_quota`` (so 1.0 = the node's quota is fully used), clipped to 0..1. With
-  ``window_s == 0`` it is the node's occupancy at the moment of the decision instead:
-  ``min(1, tasks_in_flight)`` for a node with one inference thread. A sliding window suits open
-  traffic; occupancy suits a closed loop (one task at a time, the paper's setup), where the node
-  that ran the last task is idle at the next decision but would look fully used over any window.
-- ``latency_ms``: EMA of the dispatch latency (submit-to-result minus execution time), the
-  local analogue of the network latency AMP4EC's Algorithm 1 compares with a threshold.
+  ``window_s == 0`` (the engine's default) it is the node's occupancy at the moment of the
+  decision instead: ``min(1, tasks_in_flight)`` for a node with one inference thread. Occupancy
+  suits both a closed loop (the paper's runs) and an engine that dispatches only to nodes that
+  pass Algorithm 1's filter; a sliding window makes the node that ran the last task look busy.
+- ``latency_ms``: EMA of the dispatch latency, submit-to-result minus execution time minus the
+  time the task waited in the node's own queue (the local analogue of the network latency that
+  AMP4EC's Algorithm 1 compares with a threshold; queueing is ``tasks_in_flight``, not latency).
+  The EMA decays with time since the node's last result (halving every ``latency_half_life_s``),
+  so a node filtered for latency becomes eligible again once the load that slowed it has passed.
 - ``avg_time_s``: EMA of the execution time in seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg),
   kept per deployed model: a node that ran a small pipeline segment a moment ago is not fast at
   the whole model. ``state(now, model_key)`` gives that model's average (the node-wide one for a
   model the node has not run yet).
 - ``tasks_in_flight``: tasks submitted and not yet returned (Algorithm 1's ``task_count``).
-- ``power_w``: ``idle_w + (max_w - idle_w) x load`` from the node's profile, or the last measured
-  value for ``power = "measured"`` nodes.
+- ``power_w``: the node's power *while running a task* (Eq. 4's P_node): the profile at full
+  load, ``max_w``, for ``linear`` nodes, or the last measured value for ``power = "measured"``
+  nodes. (Power at the current load would be the idle power of an idle node and make every idle
+  node look carbon-free.)
+- ``intensity_g_per_kwh``: the node's grid intensity at decision time, pushed by the engine's
+  intensity feed (``set_intensity``); the fleet file's static value until then (0 for a
+  zone-only node that no engine feeds).
 """
 
 from __future__ import annotations
@@ -33,10 +42,21 @@ __all__ = ["NodeState", "NodeTelemetry"]
 class NodeTelemetry:
     """Mutable counters for one node; the fleet calls it under its own lock."""
 
-    def __init__(self, spec: NodeSpec, *, window_s: float = 5.0, ema_alpha: float = 0.2) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        *,
+        window_s: float = 5.0,
+        ema_alpha: float = 0.2,
+        latency_half_life_s: float = 1.0,
+    ) -> None:
         self.spec = spec
         self.window_s = window_s
         self.ema_alpha = ema_alpha
+        self.latency_half_life_s = latency_half_life_s
+        self.last_result_s = 0.0
+        self.intensity_g_per_kwh = spec.intensity_g_per_kwh or 0.0
+        self.running_power_w = spec.power.power_w(1.0)
         self.tasks_in_flight = 0
         self.avg_exec_s = 0.0
         self.dispatch_ms = 0.0
@@ -53,9 +73,16 @@ class NodeTelemetry:
         self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
 
     def finished(
-        self, now_s: float, cpu_s: float, exec_ms: float, latency_ms: float, model_key: str = ""
+        self,
+        now_s: float,
+        cpu_s: float,
+        exec_ms: float,
+        latency_ms: float,
+        model_key: str = "",
+        queued_ms: float = 0.0,
     ) -> None:
-        """Record one finished task; ``now_s`` is ``time.monotonic()``."""
+        """Record one finished task; ``now_s`` is ``time.monotonic()``; ``queued_ms``: how long
+        it waited in the node's own queue before it started (left out of the latency)."""
         self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
         a = self.ema_alpha if self.completed else 1.0
         exec_s = exec_ms / 1000.0
@@ -65,7 +92,10 @@ class NodeTelemetry:
         by_model[model_key] = (
             exec_s if previous is None else previous + self.ema_alpha * (exec_s - previous)
         )
-        self.dispatch_ms += a * (max(0.0, latency_ms - exec_ms) - self.dispatch_ms)
+        dispatch_ms = max(0.0, latency_ms - exec_ms - queued_ms)
+        self.dispatch_ms = self.latency_ms(now_s)
+        self.dispatch_ms += a * (dispatch_ms - self.dispatch_ms)
+        self.last_result_s = now_s
         self.completed += 1
         if self.window_s > 0:
             self._recent.append((now_s, cpu_s))
@@ -80,6 +110,15 @@ class NodeTelemetry:
         used = sum(c for _, c in self._recent)
         return min(1.0, used / (self.window_s * self.spec.cpu_quota))
 
+    def latency_ms(self, now_s: float) -> float:
+        """The dispatch-latency EMA, decayed by the time since the node's last result (ms)."""
+        if not self.dispatch_ms:
+            return 0.0
+        idle_s = now_s - self.last_result_s
+        if idle_s <= 0 or self.latency_half_life_s <= 0:
+            return self.dispatch_ms
+        return float(self.dispatch_ms * 0.5 ** (idle_s / self.latency_half_life_s))
+
     def state(self, now_s: float, model_key: str | None = None) -> NodeState:
         spec = self.spec
         avg_exec_s = self.avg_exec_s
@@ -89,7 +128,7 @@ class NodeTelemetry:
         if spec.power.kind == "measured" and self.measured_power_w is not None:
             power_w = self.measured_power_w
         else:
-            power_w = spec.power.power_w(load)
+            power_w = self.running_power_w
         return NodeState(
             name=spec.name,
             cpu_quota=spec.cpu_quota,
@@ -97,9 +136,9 @@ class NodeTelemetry:
             free_cpu=spec.cpu_quota * (1.0 - load),
             free_memory_mb=max(0.0, spec.memory_mb - self.used_memory_mb),
             load=load,
-            latency_ms=self.dispatch_ms,
+            latency_ms=self.latency_ms(now_s),
             avg_time_s=avg_exec_s,
             tasks_in_flight=self.tasks_in_flight,
             power_w=power_w,
-            intensity_g_per_kwh=spec.intensity_g_per_kwh or 0.0,
+            intensity_g_per_kwh=self.intensity_g_per_kwh,
         )

@@ -8,7 +8,8 @@ parent -> node: ``("deploy", key, payload, runtime, budget_bytes)``, ``("run", s
 ``("probe", seq, duration_s)``, ``("stop",)``.
 node -> parent: ``("ready", pid)``, ``("hb", rss_mb, peak_rss_mb)``,
 ``("deployed", key, footprint_bytes)`` / ``("deploy_err", key, message)``,
-``("result", seq, output, started_at, finished_at, exec_ms, cpu_s)`` / ``("task_err", seq, msg)``,
+``("result", seq, output, started_at, finished_at, exec_ms, cpu_s, queued_ms)`` /
+``("task_err", seq, msg)``,
 ``("probe", seq, cpu_s, wall_s)``.
 
 Time dilation (when no cgroup quota can be set): after each task the node sleeps
@@ -155,7 +156,7 @@ def node_main(
     def reader() -> None:
         while True:
             try:
-                inbox.put(conn.recv())
+                inbox.put((*conn.recv(), time.perf_counter()))  # stamped: queue wait
             except (EOFError, OSError):
                 inbox.put(("eof",))
                 return
@@ -170,28 +171,29 @@ def node_main(
         if kind == "eof":
             os._exit(0)
         if kind == "run":
-            _, seq, key, batch = msg
+            _, seq, key, batch, received = msg
             try:
                 runner = runners[key]
                 started = time.time()
                 w0, c0 = time.perf_counter(), time.process_time()
+                queued_ms = (w0 - received) * 1000.0
                 out = runner.run(batch)
                 cpu_s = time.process_time() - c0
                 if dilate:
                     time.sleep(dilation_sleep_s(quota, cpu_s))
                 exec_ms = (time.perf_counter() - w0) * 1000.0
-                send(("result", seq, out, started, time.time(), exec_ms, cpu_s))
+                send(("result", seq, out, started, time.time(), exec_ms, cpu_s, queued_ms))
             except Exception as exc:
                 send(("task_err", seq, f"{type(exc).__name__}: {exc}"))
         elif kind == "deploy":
-            _, key, payload, runtime, budget = msg
+            _, key, payload, runtime, budget, _received = msg
             try:
                 runners[key], footprint = build_runtime_for_payload(payload, runtime, budget)
                 send(("deployed", key, footprint))
             except Exception as exc:
                 send(("deploy_err", key, f"{type(exc).__name__}: {exc}"))
         elif kind == "probe":
-            _, seq, duration_s = msg
+            _, seq, duration_s, _received = msg
             send(("probe", seq, *busy_probe(duration_s, quota, dilate)))
         elif kind == "stop":
             break

@@ -2,48 +2,42 @@
 
 Send an image, get the top-5 predictions, the node that ran it (chosen by the Carbon-Aware
 Scheduler, paper III.C-D) and the request's estimated energy and carbon (Carbon Monitor, III.B;
-Eq. 2), with how they were obtained. Standard library HTTP only; no extra packages.
+Eq. 2), with how they were obtained. A FastAPI application on uvicorn over the engine
+(:mod:`carbonedge.engine`), which places, admits, retries, charges and records every request.
 """
 
-from carbonedge.serve.config import DEFAULT_MAX_BODY_BYTES, METER_KINDS, ServeConfig
+from carbonedge.serve.app import MAX_LEDGER_LIMIT, create_app, outcome_body, top_k
+from carbonedge.serve.config import DEFAULT_MAX_BODY_BYTES, ServeConfig
 from carbonedge.serve.decode import decode_body, decode_image
 from carbonedge.serve.errors import (
-    BadGateway,
     BadRequest,
-    GatewayTimeout,
     NoEligibleNode,
+    Overloaded,
     PayloadTooLarge,
     ServeError,
+    TaskFailed,
+    TaskTimeout,
 )
-from carbonedge.serve.ledger_writer import LedgerWriter
 from carbonedge.serve.metrics import ServeMetrics
-from carbonedge.serve.rates import EnergyWindows, RateSnapshot, WindowTotals, profile_snapshot
-from carbonedge.serve.server import ServeApp, launch, make_meter, node_intensities
-from carbonedge.serve.service import InferenceOutcome, InferenceService, top_k
+from carbonedge.serve.server import ServeApp, launch
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
-    "METER_KINDS",
-    "BadGateway",
+    "MAX_LEDGER_LIMIT",
     "BadRequest",
-    "EnergyWindows",
-    "GatewayTimeout",
-    "InferenceOutcome",
-    "InferenceService",
-    "LedgerWriter",
     "NoEligibleNode",
+    "Overloaded",
     "PayloadTooLarge",
-    "RateSnapshot",
     "ServeApp",
     "ServeConfig",
     "ServeError",
     "ServeMetrics",
-    "WindowTotals",
+    "TaskFailed",
+    "TaskTimeout",
+    "create_app",
     "decode_body",
     "decode_image",
     "launch",
-    "make_meter",
-    "node_intensities",
-    "profile_snapshot",
+    "outcome_body",
     "top_k",
 ]

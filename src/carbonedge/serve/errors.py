@@ -1,25 +1,23 @@
-"""Errors of the inference endpoint; each carries the HTTP status it is answered with."""
+"""Errors of the inference endpoint; each carries the HTTP status it is answered with.
+
+The engine's refusals and failures (:mod:`carbonedge.engine.errors`) are served as they are;
+this module adds what only HTTP can get wrong.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from carbonedge.errors import CarbonEdgeError
+from carbonedge.engine.errors import EngineError as ServeError
+from carbonedge.engine.errors import NoEligibleNode, Overloaded, TaskFailed, TaskTimeout
 
 __all__ = [
-    "BadGateway",
     "BadRequest",
-    "GatewayTimeout",
     "NoEligibleNode",
+    "Overloaded",
     "PayloadTooLarge",
     "ServeError",
+    "TaskFailed",
+    "TaskTimeout",
 ]
-
-
-class ServeError(CarbonEdgeError):
-    """A request or server setting cannot be served; ``status`` is the HTTP status code."""
-
-    status = 500
 
 
 class BadRequest(ServeError):
@@ -32,25 +30,3 @@ class PayloadTooLarge(ServeError):
     """The body is larger than the configured limit (``max_body_bytes``)."""
 
     status = 413
-
-
-class NoEligibleNode(ServeError):
-    """The scheduler found no eligible node (Algorithm 1 filtered all), or none is up."""
-
-    status = 503
-
-    def __init__(self, message: str, reasons: Sequence[dict[str, object]] = ()) -> None:
-        super().__init__(message)
-        self.reasons = tuple(reasons)
-
-
-class BadGateway(ServeError):
-    """The fleet failed the task for a reason other than a node going down."""
-
-    status = 502
-
-
-class GatewayTimeout(ServeError):
-    """The node did not answer within the server's task timeout."""
-
-    status = 504

@@ -1,56 +1,71 @@
-"""Counters of the endpoint, rendered in the Prometheus text exposition format (v0.0.4).
+"""The endpoint's Prometheus metrics, with ``prometheus_client`` (one registry per app).
 
-Per request the service calls :meth:`ServeMetrics.observe` (a lock, a few dict updates, one
-append to a bounded deque): microseconds. Rendering happens only when ``/metrics`` is scraped.
+Per request the app updates a counter and a histogram (microseconds). Figures that exist
+elsewhere already — the engine's queue and counters, the meter windows' totals, each node's
+health and intensity — are read when ``/metrics`` is scraped, by a collector, never copied.
+Energy and carbon series carry a ``method`` label saying how they were obtained.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from carbonedge.serve.rates import WindowTotals
+if TYPE_CHECKING:
+    from carbonedge.engine import Engine
 
-__all__ = ["LATENCY_QUANTILES", "ServeMetrics", "escape_label"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS_MS", "ServeMetrics"]
 
-LATENCY_QUANTILES = (0.5, 0.9, 0.99)
-
-
-def escape_label(value: str) -> str:
-    """Escape a label value: backslash, double quote and newline (exposition format)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(**labels: str) -> str:
-    inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-    return "{" + inner + "}" if inner else ""
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS_MS = (5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class ServeMetrics:
-    """Requests, latency and energy/carbon estimates of the served requests.
+    """Request counters of one app plus a collector over its engine."""
 
-    ``window`` recent request latencies (ms) feed the summary's quantiles; count and sum cover
-    every request since start.
-    """
-
-    def __init__(self, window: int = 1024) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str], int] = {}  # (node, code) -> count
-        self._latency_ms: deque[float] = deque(maxlen=window)
-        self._latency_count = 0
-        self._latency_sum_ms = 0.0
-        self._overhead_sum_ms = 0.0
-        self._energy_kwh: dict[tuple[str, str], float] = {}  # (node, method) -> kWh
-        self._carbon_g: dict[tuple[str, str], float] = {}
-        self._cpu_s: dict[str, float] = {}
-        self._redispatches = 0
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "carbonedge_requests",
+            "Inference requests answered, by node and HTTP status code.",
+            ["node", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "carbonedge_request_latency_ms",
+            "Server-side latency of successful inference requests, ms.",
+            buckets=LATENCY_BUCKETS_MS,
+            registry=self.registry,
+        )
+        self.overhead = Counter(
+            "carbonedge_server_overhead_ms",
+            "Sum over successful requests of latency minus node execution time, ms.",
+            registry=self.registry,
+        )
+        self.energy = Counter(
+            "carbonedge_request_energy_kwh",
+            "Estimated active energy of served requests, kWh; method: window-cputime (CPU-time "
+            "share of the last closed meter window) or power-profile (before the first window).",
+            ["node", "method"],
+            registry=self.registry,
+        )
+        self.carbon = Counter(
+            "carbonedge_request_gco2",
+            "Estimated carbon of served requests, gCO2 (Eq. 2: energy x intensity x PUE).",
+            ["node", "method"],
+            registry=self.registry,
+        )
+        self.cpu = Counter(
+            "carbonedge_request_cpu_seconds",
+            "CPU seconds of served inferences on each node (node process, time.process_time).",
+            ["node"],
+            registry=self.registry,
+        )
+        self.registry.register(_EngineCollector(engine))
 
     def observe(
         self,
@@ -61,141 +76,139 @@ class ServeMetrics:
         energy_kwh: float,
         gco2: float,
         method: str,
-        attempts: int,
     ) -> None:
         """Record one successful request."""
-        with self._lock:
-            key = (node, "200")
-            self._requests[key] = self._requests.get(key, 0) + 1
-            self._latency_ms.append(latency_ms)
-            self._latency_count += 1
-            self._latency_sum_ms += latency_ms
-            self._overhead_sum_ms += latency_ms - exec_ms
-            mkey = (node, method)
-            self._energy_kwh[mkey] = self._energy_kwh.get(mkey, 0.0) + energy_kwh
-            self._carbon_g[mkey] = self._carbon_g.get(mkey, 0.0) + gco2
-            self._cpu_s[node] = self._cpu_s.get(node, 0.0) + cpu_s
-            self._redispatches += attempts - 1
+        self.requests.labels(node, "200").inc()
+        self.latency.observe(latency_ms)
+        self.overhead.inc(max(0.0, latency_ms - exec_ms))
+        self.energy.labels(node, method).inc(energy_kwh)
+        self.carbon.labels(node, method).inc(gco2)
+        self.cpu.labels(node).inc(cpu_s)
 
     def error(self, code: int, node: str = "none") -> None:
-        """Record one failed request with its HTTP status code."""
-        with self._lock:
-            key = (node, str(code))
-            self._requests[key] = self._requests.get(key, 0) + 1
+        """Record one request answered with an error status."""
+        self.requests.labels(node, str(code)).inc()
 
     def requests_total(self) -> int:
         """Requests answered so far (any status)."""
-        with self._lock:
-            return sum(self._requests.values())
+        return int(
+            sum(
+                s.value
+                for m in self.requests.collect()
+                for s in m.samples
+                if s.name.endswith("_total")
+            )
+        )
 
-    def render(self, totals: WindowTotals, nodes_up: Mapping[str, bool]) -> str:
-        """The exposition text: HELP/TYPE comments, then ``name{labels} value`` lines."""
-        with self._lock:
-            requests = dict(self._requests)
-            latencies = np.fromiter(self._latency_ms, dtype=np.float64)
-            count, total_ms = self._latency_count, self._latency_sum_ms
-            overhead_ms = self._overhead_sum_ms
-            energy, carbon = dict(self._energy_kwh), dict(self._carbon_g)
-            cpu_s, redispatches = dict(self._cpu_s), self._redispatches
-        out: list[str] = []
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)
 
-        def family(name: str, kind: str, help_text: str, rows: Iterable[tuple[str, float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            out.extend(f"{name}{labels} {_num(value)}" for labels, value in rows)
 
-        family(
-            "carbonedge_requests_total",
-            "counter",
-            "Inference requests answered, by node and HTTP status code.",
-            ((_labels(node=n, code=c), v) for (n, c), v in sorted(requests.items())),
+class _EngineCollector(Collector):
+    """Reads the engine, its meter windows and its fleet at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []  # collected only at scrape time (the registry then calls collect)
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self._engine
+        stats = engine.stats()
+        yield _gauge(
+            "carbonedge_queue_depth", "Tasks waiting for an eligible node.", stats["queued"]
         )
-        quantiles = (
-            np.quantile(latencies, LATENCY_QUANTILES) if latencies.size else [float("nan")] * 3
+        yield _gauge(
+            "carbonedge_tasks_in_flight", "Tasks running on the nodes.", stats["in_flight"]
         )
-        name = "carbonedge_request_latency_ms"
-        out.append(
-            f"# HELP {name} Server-side latency of successful inference requests, ms "
-            f"(quantiles over the last {self._latency_ms.maxlen} requests)."
+        refused = CounterMetricFamily(
+            "carbonedge_refused",
+            "Tasks refused: overloaded (the engine's queue was full) or no_node (no eligible "
+            "node within the task's wait).",
+            labels=["reason"],
         )
-        out.append(f"# TYPE {name} summary")
-        for q, v in zip(LATENCY_QUANTILES, quantiles, strict=True):
-            out.append(f"{name}{_labels(quantile=str(q))} {_num(v)}")
-        out.append(f"{name}_sum {_num(total_ms)}")
-        out.append(f"{name}_count {_num(count)}")
-        family(
-            "carbonedge_server_overhead_ms_total",
-            "counter",
-            "Sum over successful requests of latency minus node execution time, ms.",
-            [("", overhead_ms)],
+        refused.add_metric(["overloaded"], stats.get("refused_overloaded", 0))
+        refused.add_metric(["no_node"], stats.get("refused_no_node", 0))
+        yield refused
+        yield _counter(
+            "carbonedge_redispatches",
+            "Tasks re-dispatched to another node after their node went down.",
+            stats.get("redispatched", 0),
         )
-        family(
-            "carbonedge_redispatches_total",
-            "counter",
-            "Requests re-dispatched to another node after their node went down.",
-            [("", float(redispatches))],
-        )
-        family(
-            "carbonedge_request_cpu_seconds_total",
-            "counter",
-            "CPU seconds of served inferences on each node (node process, time.process_time).",
-            ((_labels(node=n), v) for n, v in sorted(cpu_s.items())),
-        )
-        family(
-            "carbonedge_request_energy_kwh_total",
-            "counter",
-            "Estimated active energy of served requests, kWh; method: window-cputime (CPU-time "
-            "share of the last closed meter window) or power-profile (before the first window).",
-            ((_labels(node=n, method=m), v) for (n, m), v in sorted(energy.items())),
-        )
-        family(
-            "carbonedge_request_gco2_total",
-            "counter",
-            "Estimated carbon of served requests, gCO2 (Eq. 2: energy x intensity x PUE).",
-            ((_labels(node=n, method=m), v) for (n, m), v in sorted(carbon.items())),
-        )
-        family(
-            "carbonedge_host_energy_kwh_total",
-            "counter",
+        totals = engine.rates.totals
+        host = CounterMetricFamily(
+            "carbonedge_host_energy_kwh",
             "Host energy measured by the meter over all closed windows, kWh, by component and "
             "method (rapl, nvml: measured; cpu-load-model, constant: CodeCarbon's model).",
-            ((_labels(component=c, method=m), v) for (c, m), v in sorted(totals.host_kwh.items())),
+            labels=["component", "method"],
         )
-        family(
-            "carbonedge_node_energy_kwh_total",
-            "counter",
-            "Active host energy attributed to each node by CPU-time share, kWh (all its CPU "
-            "work, served requests or not).",
-            ((_labels(node=n, method="cputime"), v) for n, v in sorted(totals.node_kwh.items())),
+        for (component, method), value in sorted(totals.host_kwh.items()):
+            host.add_metric([component, method], value)
+        yield host
+        nodes = CounterMetricFamily(
+            "carbonedge_node_energy_kwh",
+            "Active host energy attributed to each node by CPU-time share, kWh.",
+            labels=["node", "method"],
         )
-        family(
-            "carbonedge_idle_energy_kwh_total",
-            "counter",
+        for name, value in sorted(totals.node_kwh.items()):
+            nodes.add_metric([name, "cputime"], value)
+        yield nodes
+        yield _counter(
+            "carbonedge_idle_energy_kwh",
             "Static host energy (idle CPU baseline, constant RAM power), kWh; in no node.",
-            [("", totals.idle_kwh)],
+            totals.idle_kwh,
         )
-        family(
-            "carbonedge_other_energy_kwh_total",
-            "counter",
+        yield _counter(
+            "carbonedge_other_energy_kwh",
             "Active host energy of processes outside the nodes, kWh.",
-            [("", totals.other_kwh)],
+            totals.other_kwh,
         )
-        family(
-            "carbonedge_meter_windows_total",
-            "counter",
-            "Meter windows closed and attributed.",
-            [("", float(totals.windows))],
+        yield _counter(
+            "carbonedge_meter_windows", "Meter windows closed and attributed.", totals.windows
         )
-        family(
-            "carbonedge_meter_errors_total",
-            "counter",
+        yield _counter(
+            "carbonedge_meter_errors",
             "Meter windows lost to a meter or attribution error.",
-            [("", float(totals.errors))],
+            totals.errors,
         )
-        family(
-            "carbonedge_node_up",
-            "gauge",
-            "1 if the node is up, else 0.",
-            ((_labels(node=n), 1.0 if up else 0.0) for n, up in sorted(nodes_up.items())),
+        up = GaugeMetricFamily(
+            "carbonedge_node_up", "1 if the node is up, else 0.", labels=["node"]
         )
-        return "\n".join(out) + "\n"
+        restarts = CounterMetricFamily(
+            "carbonedge_node_restarts", "Restarts of the node after a fault.", labels=["node"]
+        )
+        for h in engine.fleet.health():
+            up.add_metric([h.name], 1.0 if h.up else 0.0)
+            restarts.add_metric([h.name], h.restarts)
+        yield up
+        yield restarts
+        intensity = GaugeMetricFamily(
+            "carbonedge_node_intensity_g_per_kwh",
+            "Grid carbon intensity each node's tasks are charged at now, gCO2/kWh.",
+            labels=["node", "source"],
+        )
+        for name, reading in engine.intensity.readings().items():
+            source = reading.source + ("+fallback" if reading.fallback else "")
+            intensity.add_metric([name, source], reading.g_per_kwh)
+        yield intensity
+        if engine.ledger is not None:
+            yield _counter(
+                "carbonedge_ledger_rows",
+                "Rows committed to the ledger.",
+                engine.ledger.rows_written,
+            )
+            yield _counter(
+                "carbonedge_ledger_errors",
+                "Ledger writes that failed (the rows' requests were answered unrecorded).",
+                engine.ledger.errors,
+            )
+
+
+def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, value=value)
+
+
+def _counter(name: str, help_text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, help_text, value=value)

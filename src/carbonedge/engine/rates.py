@@ -1,10 +1,10 @@
-"""Rolling meter windows -> energy per CPU-second per node, for cheap per-request estimates.
+"""Rolling meter windows -> energy per CPU-second per node: the rate of the per-task charge.
 
-Starting and stopping a meter per request would cost milliseconds (CodeCarbon samples once a
-second anyway). Instead a background thread measures the host in back-to-back windows of
-``window_s`` seconds (``EnergyMeter.start()`` / ``stop()``), reads the CPU seconds of each node's
-process (psutil, or the served requests' ``cpu_s`` where the backend exposes no pids) and the
-host's busy CPU seconds, and attributes the window with ``carbon.attribute(..., "cputime")``
+Starting and stopping a meter per task would cost milliseconds (CodeCarbon samples once a
+second anyway). Instead a background thread measures the host in back-to-back named windows of
+``window_s`` seconds (:class:`~carbonedge.engine.windows.MeasurementWindows`), which read the CPU
+seconds of each node's processes (psutil, or the tasks' ``cpu_s`` where the backend exposes no
+pids) and the host's busy CPU seconds, and attributes each with ``carbon.attribute(..., "cputime")``
 (Kepler's method, docs/carbon-monitor.md): the idle baseline and static RAM energy stay apart,
 active energy is split by CPU-time share of the host's busy CPU seconds.
 
@@ -27,18 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from carbonedge.carbon import (
-    AttributionError,
-    EnergyMeter,
-    EnergyReading,
-    attribute,
-    cpu_seconds,
-    host_busy_cpu_seconds,
-)
+from carbonedge.carbon import AttributionError, attribute
 from carbonedge.carbon.equations import JOULES_PER_KWH
-from carbonedge.fleet import FleetBackend, FleetSpec
+from carbonedge.engine.windows import Measurement, MeasurementWindows
+from carbonedge.fleet import FleetSpec
 
-__all__ = ["MIN_NODE_CPU_S", "EnergyWindows", "RateSnapshot", "WindowTotals", "profile_snapshot"]
+__all__ = ["MIN_NODE_CPU_S", "RateSnapshot", "RollingRates", "WindowTotals", "profile_snapshot"]
 
 Rate = tuple[float, float, float]  # kWh per CPU-second: (cpu, gpu, ram)
 
@@ -135,45 +129,38 @@ def profile_snapshot(spec: FleetSpec) -> RateSnapshot:
     )
 
 
-class EnergyWindows:
-    """Background thread measuring back-to-back windows; :attr:`snapshot` is the latest rates.
+class RollingRates:
+    """Back-to-back windows in a background thread; :attr:`snapshot` is the latest rates.
 
     ``idle_cpu_power_w``: the CPU idle baseline in W for ``cputime``; None takes the lowest CPU
     power sample seen in any window so far (a running minimum: under steady traffic one window's
-    lowest sample is not idle). ``record(node, cpu_s)`` is called per served request (a dict
-    update under a lock) and used where the fleet exposes no node pids.
+    lowest sample is not idle). Without :meth:`start` (no rolling windows) the snapshot stays
+    the power-profile prior, or whatever :meth:`publish` was last given.
     """
 
     def __init__(
         self,
-        meter: EnergyMeter,
-        fleet: FleetBackend,
+        spec: FleetSpec,
+        windows: MeasurementWindows,
         window_s: float,
         *,
         idle_cpu_power_w: float | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
-        self._meter = meter
-        self._fleet = fleet
+        self._spec = spec
+        self._windows = windows
         self._window_s = window_s
         self._fixed_idle_w = idle_cpu_power_w
         self._min_cpu_w = math.inf
         self._on_error = on_error
-        self._lock = threading.Lock()
-        self._task_cpu: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.snapshot = profile_snapshot(fleet.spec)
+        self.snapshot = profile_snapshot(spec)
         self.totals = WindowTotals()
 
-    def record(self, node: str, cpu_s: float) -> None:
-        """Add one served request's CPU seconds to the current window."""
-        with self._lock:
-            self._task_cpu[node] = self._task_cpu.get(node, 0.0) + cpu_s
-
     def start(self) -> None:
-        """Start the first window now (CodeCarbon: ~2 s of hardware detection the first time)."""
-        self._meter.start()
+        """Open the first window now (CodeCarbon: ~2 s of hardware detection the first time)."""
+        self._windows.begin_window("rolling")
         self._thread = threading.Thread(target=self._run, name="carbonedge-meter", daemon=True)
         self._thread.start()
 
@@ -184,80 +171,31 @@ class EnergyWindows:
             self._thread.join(timeout=30.0)
             self._thread = None
 
-    # -- the thread ------------------------------------------------------------------------------
-
-    def _pids(self) -> dict[str, int | None] | None:
-        pids: Callable[[], dict[str, int | None]] | None = getattr(self._fleet, "node_pids", None)
-        return pids() if pids is not None else None
-
-    @staticmethod
-    def _cpu(pids: Mapping[str, int | None]) -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for name, pid in pids.items():
-            try:
-                out[name] = cpu_seconds([pid]) if pid is not None else None
-            except AttributionError:
-                out[name] = None
-        return out
-
     def _run(self) -> None:
-        pids = self._pids()
-        cpu0 = self._cpu(pids) if pids is not None else None
-        host0 = host_busy_cpu_seconds()
         last = False
         while not last:
             last = self._stop.wait(self._window_s)
             try:
-                reading = self._meter.stop()
-            except Exception as exc:  # a meter failure must not kill the server
+                measurement: Measurement | None = self._windows.end_window("rolling")
+            except Exception as exc:  # a meter failure must not stop the service
                 self._error(f"meter stop failed: {exc}")
-                reading = None
-            host1 = host_busy_cpu_seconds()
-            new_pids = self._pids()
-            cpu1 = self._cpu(pids) if pids is not None else None
-            with self._lock:
-                task_cpu, self._task_cpu = self._task_cpu, {}
+                measurement = None
             if not last:
                 try:
-                    self._meter.start()
+                    self._windows.begin_window("rolling")
                 except Exception as exc:
                     self._error(f"meter start failed: {exc}")
                     last = True
-            if reading is not None:
-                cpu = self._window_cpu(cpu0, cpu1, pids, new_pids, task_cpu)
-                host = max(0.0, host1 - host0) if pids is not None else None
+            if measurement is not None:
                 try:
-                    self._publish(reading, cpu, host)
+                    self.publish(measurement)
                 except AttributionError as exc:
                     self._error(f"attribution failed: {exc}")
-            pids = new_pids
-            cpu0 = self._cpu(pids) if pids is not None else None
-            host0 = host1
 
-    def _window_cpu(
-        self,
-        cpu0: Mapping[str, float | None] | None,
-        cpu1: Mapping[str, float | None] | None,
-        pids0: Mapping[str, int | None] | None,
-        pids1: Mapping[str, int | None] | None,
-        task_cpu: Mapping[str, float],
-    ) -> dict[str, float]:
-        """Per-node CPU seconds of the window: psutil deltas where the node's process stayed
-        the same, else the served requests' own CPU seconds."""
-        out = {}
-        for name in self._fleet.spec.names:
-            a = cpu0.get(name) if cpu0 is not None else None
-            b = cpu1.get(name) if cpu1 is not None else None
-            same = pids0 is not None and pids1 is not None and pids0.get(name) == pids1.get(name)
-            if a is not None and b is not None and same:
-                out[name] = max(0.0, b - a)
-            else:
-                out[name] = task_cpu.get(name, 0.0)
-        return out
-
-    def _publish(
-        self, reading: EnergyReading, cpu: Mapping[str, float], host_cpu_s: float | None
-    ) -> None:
+    def publish(self, measurement: Measurement) -> None:
+        """Turn one closed window into the current rates (and add it to the totals)."""
+        reading, cpu = measurement.reading, measurement.node_cpu_s
+        host_cpu_s = measurement.host_cpu_s
         for s in reading.samples:
             self._min_cpu_w = min(self._min_cpu_w, s.cpu_w)
         if self._fixed_idle_w is not None:
@@ -277,7 +215,7 @@ class EnergyWindows:
         previous = self.snapshot
         rates: dict[str, Rate] = {}
         basis: dict[str, str] = {}
-        for name in self._fleet.spec.names:
+        for name in self._spec.names:
             if cpu.get(name, 0.0) >= MIN_NODE_CPU_S:
                 rates[name], basis[name] = att.kwh_per_cpu_s[name], "node"
             elif host_rate is not None:

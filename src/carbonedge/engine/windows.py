@@ -1,0 +1,190 @@
+"""Named measurement windows: ``begin_window(name)`` / ``end_window(name)`` -> :class:`Measurement`.
+
+In the spirit of Zeus's windows: a window measures the host with an
+:class:`~carbonedge.carbon.EnergyMeter` (CodeCarbon, a sensor, a fake) and the CPU seconds of
+each node and of the whole host between its two ends, and returns a frozen
+:class:`Measurement` whose field names carry their units. Windows may overlap: each open window
+has its own meter instance (made by the factory, reused once closed). ``serve``'s rolling windows
+(:mod:`carbonedge.engine.rates`) and ``reproduce``'s run windows are both such windows.
+
+Node CPU seconds come from each node's processes (psutil, where the backend exposes pids) and
+survive a node restart mid-window: when a node's pid changes, the CPU the old process had used
+since the window began is kept and the new process is counted from zero; where a restart lost
+what the old process did after the last look, or where no pids exist (Ray), the CPU seconds the
+node's finished tasks reported (``record``) are used instead when they are larger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from carbonedge.carbon import (
+    AttributionError,
+    EnergyMeter,
+    EnergyReading,
+    cpu_seconds,
+    host_busy_cpu_seconds,
+)
+from carbonedge.errors import CarbonEdgeError
+from carbonedge.fleet import FleetBackend
+
+__all__ = ["Measurement", "MeasurementWindows", "NodeCpu", "WindowError"]
+
+
+class WindowError(CarbonEdgeError):
+    """A window was begun twice or ended without being begun."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one window measured.
+
+    Attributes:
+        name: the window's name.
+        duration_s: wall time between ``begin_window`` and ``end_window``, s.
+        reading: the host meter's reading (energy per component in kWh, how each was obtained,
+            the power samples).
+        node_cpu_s: CPU seconds each node's processes used in the window (see the module
+            docstring for restarts and backends without pids).
+        host_cpu_s: busy CPU seconds of the whole host in the window (None where unknown).
+        node_cpu_source: ``psutil`` (node processes measured) or ``tasks`` (sum of the tasks'
+            own CPU seconds, for backends without pids).
+    """
+
+    name: str
+    duration_s: float
+    reading: EnergyReading
+    node_cpu_s: Mapping[str, float]
+    host_cpu_s: float | None
+    node_cpu_source: str = "psutil"
+
+    @property
+    def energy_kwh(self) -> float:
+        """Host energy in the window, kWh (all components)."""
+        return self.reading.energy_kwh
+
+    @property
+    def method_label(self) -> str:
+        """``cpu=... gpu=... ram=...``: how each component's energy was obtained."""
+        return self.reading.method_label
+
+
+class NodeCpu:
+    """Cumulative CPU seconds per node, robust to node restarts (see the module docstring)."""
+
+    def __init__(self, fleet: FleetBackend) -> None:
+        self._fleet = fleet
+        self._pids_of: Callable[[], dict[str, int | None]] | None = getattr(
+            fleet, "node_pids", None
+        )
+        self._lock = threading.Lock()
+        self._base: dict[str, float] = dict.fromkeys(fleet.spec.names, 0.0)
+        self._pid: dict[str, int | None] = dict.fromkeys(fleet.spec.names)
+        self._last: dict[str, float] = dict.fromkeys(fleet.spec.names, 0.0)
+        self._tasks: dict[str, float] = dict.fromkeys(fleet.spec.names, 0.0)
+
+    @property
+    def source(self) -> str:
+        return "psutil" if self._pids_of is not None else "tasks"
+
+    def record(self, node: str, cpu_s: float) -> None:
+        """Add one finished task's CPU seconds (a dict update under a lock)."""
+        with self._lock:
+            self._tasks[node] = self._tasks.get(node, 0.0) + cpu_s
+
+    def sample(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(cumulative process CPU s per node, cumulative task CPU s per node)."""
+        pids = self._pids_of() if self._pids_of is not None else {}
+        with self._lock:
+            for name, pid in pids.items():
+                if pid != self._pid.get(name):
+                    self._base[name] = self._base.get(name, 0.0) + self._last.get(name, 0.0)
+                    self._pid[name], self._last[name] = pid, 0.0
+                if pid is not None:
+                    with contextlib.suppress(AttributionError):  # gone: its last reading stands
+                        self._last[name] = cpu_seconds([pid])
+            process = {n: self._base[n] + self._last[n] for n in self._base}
+            return process, dict(self._tasks)
+
+
+@dataclass
+class _Open:
+    meter: EnergyMeter
+    t0: float
+    process0: dict[str, float]
+    tasks0: dict[str, float]
+    host0: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class MeasurementWindows:
+    """Named windows over one fleet; ``meter_factory`` makes one meter per open window."""
+
+    def __init__(self, meter_factory: Callable[[], EnergyMeter], cpu: NodeCpu) -> None:
+        self._factory = meter_factory
+        self.cpu = cpu
+        self._lock = threading.Lock()
+        self._idle: list[EnergyMeter] = []
+        self._open: dict[str, _Open] = {}
+
+    def begin_window(self, name: str) -> None:
+        """Start measuring window ``name`` now."""
+        with self._lock:
+            if name in self._open:
+                raise WindowError(f"window {name!r} is already open")
+            meter = self._idle.pop() if self._idle else self._factory()
+        meter.start()
+        process0, tasks0 = self.cpu.sample()
+        host0 = host_busy_cpu_seconds()
+        with self._lock:
+            self._open[name] = _Open(meter, time.perf_counter(), process0, tasks0, host0)
+
+    def end_window(self, name: str) -> Measurement:
+        """Stop window ``name`` and return what it measured."""
+        with self._lock:
+            w = self._open.pop(name, None)
+        if w is None:
+            raise WindowError(f"window {name!r} was not begun")
+        process1, tasks1 = self.cpu.sample()
+        host1 = host_busy_cpu_seconds()
+        duration_s = time.perf_counter() - w.t0
+        try:
+            reading = w.meter.stop()
+        finally:
+            with self._lock:
+                self._idle.append(w.meter)
+        node_cpu = {}
+        for n in process1:
+            by_tasks = max(0.0, tasks1.get(n, 0.0) - w.tasks0.get(n, 0.0))
+            by_process = max(0.0, process1[n] - w.process0.get(n, 0.0))
+            node_cpu[n] = max(by_process, by_tasks) if self.cpu.source == "psutil" else by_tasks
+        host = max(0.0, host1 - w.host0) if self.cpu.source == "psutil" else None
+        return Measurement(name, duration_s, reading, node_cpu, host, self.cpu.source)
+
+    def cancel(self, name: str) -> None:
+        """Drop an open window without a measurement (its meter is stopped and kept)."""
+        with self._lock:
+            w = self._open.pop(name, None)
+        if w is not None:
+            try:
+                w.meter.stop()
+            except Exception:  # a meter that fails to stop is not reused
+                return
+            with self._lock:
+                self._idle.append(w.meter)
+
+    def idle_cpu_power_w(self, duration_s: float) -> float:
+        """CPU idle baseline (W): the lowest CPU power sample of a window of ``duration_s`` s
+        in which nothing is run, or its mean CPU power without samples."""
+        name = f"idle-{time.monotonic_ns()}"
+        self.begin_window(name)
+        time.sleep(duration_s)
+        reading = self.end_window(name).reading
+        powers = [s.cpu_w for s in reading.samples if s.t_s > 0]
+        value = min(powers) if powers else reading.mean_power_w("cpu")
+        return value if math.isfinite(value) else 0.0
