@@ -99,3 +99,20 @@ def browser() -> Iterator[HeadlessBrowser]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default emissions ledger of every test (and the processes it starts) lives in a
+    temporary folder, never in the home folder."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("CARBONEDGE_DATA_DIR", "CARBONEDGE_LEDGER")}
+    os.environ["CARBONEDGE_DATA_DIR"] = str(tmp_path_factory.mktemp("carbonedge-data"))
+    os.environ.pop("CARBONEDGE_LEDGER", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -66,7 +66,10 @@ def codecarbon_types() -> dict[str, Any]:
 def test_header_is_codecarbons_fields_in_order_then_ours() -> None:
     assert list(CODECARBON_COLUMNS) == [f.name for f in dataclasses.fields(EmissionsData)]
     assert COLUMNS == CODECARBON_COLUMNS + EXTRA_COLUMNS
-    assert EXTRA_COLUMNS == ("tasks", "intensity_g_per_kwh", "energy_method", "attribution_method")
+    assert EXTRA_COLUMNS == (
+        "tasks", "intensity_g_per_kwh", "energy_method", "attribution_method",
+        "inferences", "embodied_g", "embodied_label", "sci_g_per_inference",
+    )  # fmt: skip
 
 
 def test_lines_read_back_as_codecarbon_emissions_data(tmp_path: Path) -> None:
@@ -109,6 +112,9 @@ def test_lines_read_back_as_codecarbon_emissions_data(tmp_path: Path) -> None:
         first.emissions * 1000.0
     )
     assert data[1].pue == 1.0 and data[1].duration == pytest.approx(0.5)
+    # The run's SCI: 3.0e-3 gCO2 over 2 inferences; no footprints given, so M is missing.
+    assert lines[0]["inferences"] == "2" and lines[0]["embodied_label"] == "missing"
+    assert float(lines[0]["sci_g_per_inference"]) == pytest.approx(3.0e-3 / 2)
 
 
 def test_context_from_meter_and_host_fill_only_blanks() -> None:

@@ -157,8 +157,6 @@ def test_bad_timeouts_are_refused(timeout_s: float) -> None:
 
 
 def test_large_content_length_is_refused_without_reading_the_body(server: Server) -> None:
-    sent = []
-
     def huge(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Length", str(50 * MAX_RESPONSE_BYTES))
@@ -166,7 +164,6 @@ def test_large_content_length_is_refused_without_reading_the_body(server: Server
         block = b" " * 65536
         for _ in range(50 * MAX_RESPONSE_BYTES // len(block)):
             h.wfile.write(block)
-            sent.append(len(block))
 
     server.routes["/v3/carbon-intensity/latest"] = huge
     with pytest.raises(IntensityError, match=r"larger than the limit of 1048576 bytes; not read"):

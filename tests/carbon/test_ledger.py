@@ -1,4 +1,5 @@
-"""The emissions ledger: rows, duplicates, CSV, emissions.csv summary, survival of a kill."""
+"""The emissions ledger: rows, duplicates, CSV, the CodeCarbon-compatible emissions.csv run
+summary with its SCI, survival of a kill."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import pytest
 
 from carbonedge.carbon import (
     ComponentEnergy,
+    EmbodiedProfile,
+    EmissionsContext,
     EmissionsLedger,
     IntensityReading,
     LedgerError,
     task_row,
 )
+from carbonedge.carbon.emissions_csv import COLUMNS as EMISSIONS_COLUMNS
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -60,20 +64,42 @@ def test_append_read_duplicate_and_export(tmp_path: Path) -> None:
         assert ledger.rows("run-1")[0] == row("t1")
         assert ledger.export_csv(tmp_path / "rows.csv", "run-1") == 2
         summary = ledger.write_run_summary(
-            tmp_path / "emissions.csv", "run-1", country_iso_code="FRA"
+            tmp_path / "emissions.csv", "run-1", EmissionsContext(country_iso_code="FRA")
         )
         ledger.write_run_summary(tmp_path / "emissions.csv", "run-2")
     exported = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert exported[1]["task_id"] == "t2" and float(exported[1]["gco2"]) == pytest.approx(1.14e-3)
-    lines = list(csv.DictReader((tmp_path / "emissions.csv").open()))
-    assert (
-        len(lines) == 2 and lines[0]["run_id"] == "run-1" and lines[0]["country_iso_code"] == "FRA"
-    )
+    with (tmp_path / "emissions.csv").open() as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == EMISSIONS_COLUMNS  # CodeCarbon's, then ours
+        lines = list(reader)
+    assert [line["run_id"] for line in lines] == ["run-1", "run-2"]
+    assert lines[0]["country_iso_code"] == "FRA" and lines[1]["country_iso_code"] == ""
     assert summary["energy_consumed"] == pytest.approx(6e-6)
     assert summary["emissions"] == pytest.approx(6e-6 * 380.0 / 1000.0)  # kg, as CodeCarbon
     assert summary["intensity_g_per_kwh"] == pytest.approx(380.0)
+    assert summary["energy_method"] == "cpu=cpu-load-model gpu=none ram=constant"
+    assert summary["attribution_method"] == "cputime"
+    # SCI of the run: two inferences, no footprint for Node-Green (M missing, counts 0).
+    assert summary["inferences"] == 2 and summary["embodied_label"] == "missing"
+    assert summary["sci_g_per_inference"] == pytest.approx(6e-6 * 380.0 / 2)
     with EmissionsLedger(tmp_path / "ledger.sqlite") as again, pytest.raises(LedgerError):
         again.write_run_summary(tmp_path / "x.csv", "no-such-run")
+
+
+def test_run_summary_sci_with_an_embodied_footprint(tmp_path: Path) -> None:
+    profile = EmbodiedProfile(embodied_kgco2e=31.5576, lifetime_years=1.0, source="test")
+    with EmissionsLedger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.append(row("t1"))
+        line = ledger.write_run_summary(
+            tmp_path / "emissions.csv",
+            "run-1",
+            EmissionsContext(embodied_by_node={"Node-Green": profile}),
+        )
+    # 31.5576 kg over a Julian year is 1 mg per second; the task held the node 20 ms.
+    assert line["embodied_g"] == pytest.approx(1e-3 * 0.020)
+    assert line["embodied_label"] == "sourced"
+    assert line["sci_g_per_inference"] == pytest.approx(3e-6 * 380.0 + 2e-5)
 
 
 WRITER = """

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from carbonedge.carbon.emissions_csv import COLUMNS as EMISSIONS_COLUMNS
 from carbonedge.experiments import ExperimentParams, config_labels, reproduce
 from carbonedge.experiments.outputs import FIG2, FIG3, MARKER
 
@@ -48,7 +49,7 @@ def test_folder_has_every_output(tiny: tuple[ExperimentParams, Path, Path]) -> N
     assert folder.name == params.digest()
     for name in (
         "params.json", "result.json", "report.md", "tables.txt", "ledger.sqlite", "ledger.csv",
-        "emissions.csv", MARKER, FIG2, FIG3,
+        "emissions.csv", MARKER, FIG2, FIG3, "report.html",
         *(f"{t}.{ext}" for t in ("table2", "table4", "table5", "overhead", "sweep", "runs",
                                  "runs_other_rate")
           for ext in ("csv", "json")),
@@ -58,6 +59,38 @@ def test_folder_has_every_output(tiny: tuple[ExperimentParams, Path, Path]) -> N
         data = (folder / fig).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 10_000
     assert json.loads((folder / "params.json").read_text())["n_images"] == 3
+    html = (folder / "report.html").read_text()
+    assert "badge\">complete" in html and "SCI = (E·I + M) / R" in html
+
+
+def test_emissions_csv_is_codecarbon_compatible_without_warmups(
+    tiny: tuple[ExperimentParams, Path, Path],
+) -> None:
+    """One CodeCarbon-compatible line per measured run (warm-ups left out), with its SCI."""
+    _, _, folder = tiny
+    with (folder / "emissions.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == EMISSIONS_COLUMNS
+        lines = list(reader)
+    gco2: dict[str, float] = defaultdict(float)
+    with (folder / "ledger.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            gco2[row["run_id"]] += float(row["gco2"])
+    measured = {run_id for run_id in gco2 if not run_id.endswith("/warmup")}
+    assert [line["run_id"] for line in lines] == [r for r in gco2 if r in measured]
+    result = json.loads((folder / "result.json").read_text())
+    tasks = {r["run_id"]: r["n_tasks"] for r in result["runs"]}
+    assert set(tasks) < measured  # the sweep's points are runs of the ledger too
+    for line in lines:
+        assert line["experiment_id"] == folder.name and line["python_version"]
+        assert line["energy_method"] and line["attribution_method"]
+        assert float(line["emissions"]) * 1000.0 == pytest.approx(gco2[line["run_id"]], rel=1e-9)
+        assert line["embodied_label"] == "missing"  # the paper's fleet has no footprints
+        n = int(line["inferences"])
+        assert n == tasks.get(line["run_id"], n)  # a pipelined inference counts once
+        assert float(line["sci_g_per_inference"]) == pytest.approx(
+            gco2[line["run_id"]] / n, rel=1e-9
+        )
 
 
 def test_runs_are_internally_consistent(tiny: tuple[ExperimentParams, Path, Path]) -> None:

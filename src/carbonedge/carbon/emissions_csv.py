@@ -3,7 +3,10 @@
 The columns are every field of CodeCarbon's ``EmissionsData``
 (``codecarbon.output_methods.emissions_data``, v3.3) in CodeCarbon's order, so the file
 opens in CodeCarbon's dashboard and in any tool written for its output, then ours:
-``tasks``, ``intensity_g_per_kwh``, ``energy_method``, ``attribution_method``.
+``tasks``, ``intensity_g_per_kwh``, ``energy_method``, ``attribution_method`` and the run's
+Software Carbon Intensity (:mod:`carbonedge.carbon.sci`): ``inferences`` (R), ``embodied_g``
+(M, gCO2e) with ``embodied_label`` (``sourced``, or ``missing`` when a node that ran tasks has
+no footprint in :attr:`EmissionsContext.embodied_by_node`) and ``sci_g_per_inference``.
 
 Units as CodeCarbon: ``duration`` s, ``emissions`` kg CO2eq, ``emissions_rate`` kg/s,
 ``*_power`` W (mean over the run), ``*_energy`` and ``energy_consumed`` kWh,
@@ -26,14 +29,16 @@ import csv
 import math
 import os
 import platform
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carbonedge.carbon.embodied import EmbodiedProfile
 from carbonedge.carbon.energy import MeterInfo
 from carbonedge.carbon.errors import LedgerError
+from carbonedge.carbon.sci import sci_score
 
 if TYPE_CHECKING:  # ledger.py may import this module: no import cycle at run time
     from carbonedge.carbon.ledger import LedgerRow
@@ -80,7 +85,16 @@ CODECARBON_COLUMNS = (
     "pue",
     "wue",
 )
-EXTRA_COLUMNS = ("tasks", "intensity_g_per_kwh", "energy_method", "attribution_method")
+EXTRA_COLUMNS = (
+    "tasks",
+    "intensity_g_per_kwh",
+    "energy_method",
+    "attribution_method",
+    "inferences",
+    "embodied_g",
+    "embodied_label",
+    "sci_g_per_inference",
+)
 COLUMNS = CODECARBON_COLUMNS + EXTRA_COLUMNS
 
 Cell = str | float | int | None
@@ -90,7 +104,9 @@ Cell = str | float | int | None
 class EmissionsContext:
     """What the ledger rows do not say: project, location, host, meter. Empty string or None
     means unknown and is written as an empty cell. ``ram_total_size_gb`` in GB,
-    ``wue_l_per_kwh`` in L/kWh (water usage effectiveness), ``on_cloud`` ``"Y"``/``"N"``."""
+    ``wue_l_per_kwh`` in L/kWh (water usage effectiveness), ``on_cloud`` ``"Y"``/``"N"``.
+    ``embodied_by_node``: each node's device footprint (``NodeSpec.embodied``) for the SCI's
+    M term; a node absent or None has M = 0, labelled ``missing``."""
 
     project_name: str = "carbonedge"
     experiment_id: str = ""
@@ -112,6 +128,7 @@ class EmissionsContext:
     ram_total_size_gb: float | None = None
     tracking_mode: str = ""
     wue_l_per_kwh: float | None = None
+    embodied_by_node: Mapping[str, EmbodiedProfile | None] = field(default_factory=dict)
 
 
 def _number(text: str | None) -> float | None:
@@ -180,6 +197,7 @@ def _run_line(run_id: str, rows: list[LedgerRow], ctx: EmissionsContext) -> dict
     pue = next(iter(pues)) if len(pues) == 1 else (total_kwh / it_kwh if it_kwh > 0 else None)
     wue = ctx.wue_l_per_kwh
     stamp = end.astimezone(UTC) if end.tzinfo else end
+    sci = sci_score(rows, embodied_by_node=ctx.embodied_by_node)
     line: dict[str, Cell] = {
         "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S"),
         "project_name": ctx.project_name,
@@ -219,6 +237,10 @@ def _run_line(run_id: str, rows: list[LedgerRow], ctx: EmissionsContext) -> dict
         "intensity_g_per_kwh": gco2 / total_kwh if total_kwh > 0 else None,
         "energy_method": ";".join(sorted({r.energy_method for r in rows})),
         "attribution_method": ";".join(sorted({r.attribution_method for r in rows})),
+        "inferences": sci.inferences,
+        "embodied_g": sci.embodied_g,
+        "embodied_label": sci.embodied_label,
+        "sci_g_per_inference": sci.sci_g_per_inference,
     }
     return line
 

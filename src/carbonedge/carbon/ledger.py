@@ -27,11 +27,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from carbonedge.carbon.attribution import ComponentEnergy
 from carbonedge.carbon.equations import carbon_g
 from carbonedge.carbon.errors import LedgerError
 from carbonedge.carbon.intensity import IntensityReading
+
+if TYPE_CHECKING:  # emissions_csv imports this module (through sci): imported where used
+    from carbonedge.carbon.emissions_csv import Cell, EmissionsContext
 
 
 @dataclass(frozen=True)
@@ -336,30 +340,17 @@ class EmissionsLedger:
         return export_rows_csv(self.rows(run_id), path)
 
     def write_run_summary(
-        self,
-        path: str | Path,
-        run_id: str,
-        *,
-        country_iso_code: str | None = None,
-        region: str | None = None,
-        project_name: str = "carbonedge",
-    ) -> dict[str, object]:
-        """Append a CodeCarbon-style ``emissions.csv`` line for ``run_id`` and return it.
+        self, path: str | Path, run_id: str, context: EmissionsContext | None = None
+    ) -> dict[str, Cell]:
+        """Append the CodeCarbon-compatible ``emissions.csv`` line of ``run_id`` (with its SCI)
+        to ``path`` and return it (:func:`carbonedge.carbon.emissions_csv.write_emissions_csv`:
+        CodeCarbon's columns and units, ``context`` for what the rows do not say)."""
+        from carbonedge.carbon.emissions_csv import write_emissions_csv
 
-        Units as CodeCarbon: duration s, emissions kg CO2, emissions_rate kg/s, power W,
-        energy kWh. Energy and emissions are the sums of the run's task rows.
-        """
         rows = self.rows(run_id)
         if not rows:
             raise LedgerError(f"{self.path}: no rows for run {run_id!r}")
-        line = run_summary_line(
-            rows,
-            run_id,
-            country_iso_code=country_iso_code,
-            region=region,
-            project_name=project_name,
-        )
-        _append_csv_lines(Path(path), [line])
+        (line,) = write_emissions_csv(path, rows, context)
         return line
 
     def close(self) -> None:
@@ -386,68 +377,3 @@ def export_rows_csv(rows: Sequence[LedgerRow], path: str | Path) -> int:
         writer.writerow(COLUMNS)
         writer.writerows(tuple(asdict(r).values()) for r in rows)
     return len(rows)
-
-
-def write_emissions_csv(rows: Sequence[LedgerRow], path: str | Path) -> int:
-    """Append one CodeCarbon-style ``emissions.csv`` line per run of ``rows``; returns how many."""
-    runs: dict[str, list[LedgerRow]] = {}
-    for r in rows:
-        runs.setdefault(r.run_id, []).append(r)
-    lines = [run_summary_line(members, run_id) for run_id, members in runs.items()]
-    _append_csv_lines(Path(path), lines)
-    return len(lines)
-
-
-def _append_csv_lines(target: Path, lines: Sequence[dict[str, object]]) -> None:
-    if not lines:
-        return
-    new = not target.exists() or target.stat().st_size == 0
-    with target.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(lines[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(lines)
-
-
-def run_summary_line(
-    rows: Sequence[LedgerRow],
-    run_id: str,
-    *,
-    country_iso_code: str | None = None,
-    region: str | None = None,
-    project_name: str = "carbonedge",
-) -> dict[str, object]:
-    """A CodeCarbon-style ``emissions.csv`` line for the ``rows`` of one run.
-
-    Units as CodeCarbon: duration s, emissions kg CO2, emissions_rate kg/s, power W,
-    energy kWh. Energy and emissions are the sums of the run's task rows.
-    """
-    start = min(datetime.fromisoformat(r.started_at) for r in rows)
-    end = max(datetime.fromisoformat(r.finished_at) for r in rows)
-    duration_s = max((end - start).total_seconds(), 1e-9)
-    energy = {c: sum(getattr(r, f"{c}_energy_kwh") for r in rows) for c in ("cpu", "gpu", "ram")}
-    total_kwh = sum(energy.values())
-    gco2 = sum(r.gco2 for r in rows)
-    line: dict[str, object] = {
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "project_name": project_name,
-        "run_id": run_id,
-        "duration": duration_s,
-        "emissions": gco2 / 1000.0,
-        "emissions_rate": gco2 / 1000.0 / duration_s,
-        **{f"{c}_power": energy[c] * 3.6e6 / duration_s for c in ("cpu", "gpu", "ram")},
-        **{f"{c}_energy": energy[c] for c in ("cpu", "gpu", "ram")},
-        "energy_consumed": total_kwh,
-        "country_iso_code": country_iso_code or "",
-        "region": region or "",
-        "pue": sorted({r.pue for r in rows})[-1],
-        "tasks": len(rows),
-        "intensity_g_per_kwh": (
-            sum(r.intensity_g_per_kwh * r.energy_kwh for r in rows) / total_kwh
-            if total_kwh > 0
-            else 0.0
-        ),
-        "energy_method": ";".join(sorted({r.energy_method for r in rows})),
-        "attribution_method": ";".join(sorted({r.attribution_method for r in rows})),
-    }
-    return line

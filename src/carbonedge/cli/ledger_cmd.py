@@ -1,9 +1,10 @@
 """``carbonedge ledger``: summarise and export the emissions ledger (docs/carbon-monitor.md).
 
 ``carbonedge ledger summary`` prints tasks, energy and carbon per node and model (and run);
-``carbonedge ledger export --format csv|emissions OUT`` writes the rows, or one CodeCarbon-style
-``emissions.csv`` line per run. Both take ``--since``/``--until`` (ISO 8601, UTC if no offset),
-``--node``, ``--model``, ``--run`` and ``--tenant`` filters. The ledger is only read.
+``carbonedge ledger export --format csv|emissions OUT`` writes the rows, or one
+CodeCarbon-compatible ``emissions.csv`` line per run with its SCI
+(:mod:`carbonedge.carbon.emissions_csv`). Both take ``--since``/``--until`` (ISO 8601, UTC if no
+offset), ``--node``, ``--model``, ``--run`` and ``--tenant`` filters. The ledger is only read.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--format",
         choices=("csv", "emissions"),
         default="csv",
-        help="csv: one row per task; emissions: one CodeCarbon-style line per run",
+        help="csv: one row per task; emissions: one CodeCarbon-compatible line per run",
     )
     e.set_defaults(handler=_export)
 
@@ -139,13 +140,17 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from carbonedge.carbon.ledger import export_rows_csv, write_emissions_csv
+    from carbonedge.carbon.emissions_csv import write_emissions_csv
+    from carbonedge.carbon.ledger import export_rows_csv
 
     path, rows = _rows(args)
     if args.format == "csv":
         n = export_rows_csv(rows, args.out)
         print(f"{n} rows from {path} written to {args.out}")
     else:
-        n = write_emissions_csv(rows, args.out)
-        print(f"{n} run line(s) from {path} written to {args.out} (CodeCarbon emissions.csv)")
+        lines = write_emissions_csv(args.out, rows)
+        print(
+            f"{len(lines)} run line(s) from {path} written to {args.out} "
+            "(CodeCarbon-compatible emissions.csv, with each run's SCI)"
+        )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from carbonedge.cli.checks import dumps, number
@@ -55,6 +56,7 @@ MIN_INPUT_SIZE_PX = 16
 MAX_NODES = 64
 """Most nodes ``--nodes`` may describe (the planner's table grows with units x nodes)."""
 MAX_REPEATS = 1000
+MAX_CAPACITY = 1e6
 
 
 def _parse_nodes(text: str) -> list[float]:
@@ -74,8 +76,12 @@ def _parse_nodes(text: str) -> list[float]:
         ) from None
     if len(capacities) > MAX_NODES:
         raise ConfigError(f"--nodes: at most {MAX_NODES} nodes, got {text[:60]!r}")
-    for capacity in capacities:
-        number("partition", "--nodes capacity", capacity, above=0, maximum=1e6)
+    for i, capacity in enumerate(capacities):
+        if not (math.isfinite(capacity) and 0 < capacity <= MAX_CAPACITY):
+            raise ConfigError(
+                f"--nodes: capacities[{i}] = {capacity!r}: must be a finite number > 0 and "
+                f"<= {MAX_CAPACITY:g}"
+            )
     return capacities
 
 

@@ -1,8 +1,10 @@
 """The results folder: every table and figure as files, the ledger, report.md, reuse.
 
 ``<out>/<digest of the parameters>/`` holds ``params.json`` (written first) and
-``complete.json`` (written last). A folder with ``complete.json`` is reused unless
-``overwrite``; a folder without it (an interrupted run) is recomputed.
+``complete.json`` (written when every result is in), then ``report.html``, rendered from the
+finished folder (:mod:`carbonedge.experiments.html_report`). A folder with ``complete.json`` is
+reused unless ``overwrite`` (its ``report.html`` rendered if missing); a folder without it (an
+interrupted run) is recomputed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from carbonedge.carbon import EnergyMeter
+from carbonedge.carbon import EmbodiedProfile, EnergyMeter
 from carbonedge.errors import ConfigError
+from carbonedge.experiments.html_report import HTML_NAME, write_html_report
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.experiments.plots import fig2, fig3
 from carbonedge.experiments.records import (
@@ -41,7 +44,7 @@ from carbonedge.experiments.tables import (
     table_iv,
     table_v,
 )
-from carbonedge.fleet import FleetBackend
+from carbonedge.fleet import FleetBackend, load_fleet
 
 MARKER = "complete.json"
 PARAMS = "params.json"
@@ -168,17 +171,37 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
             "wall_s": result.wall_s,
         },
     )
+    write_html_report(out)
     return out
 
 
 def _write_ledger(result: ExperimentResult, out: Path) -> None:
-    """CSV exports of the rows the engine streamed into the ledger during the run."""
-    from carbonedge.carbon.ledger import export_rows_csv, write_emissions_csv
+    """CSV exports of the rows the engine streamed into the ledger during the run: every row
+    (``ledger.csv``) and one CodeCarbon-compatible ``emissions.csv`` line per measured run
+    (warm-ups left out), with the run's SCI."""
+    from carbonedge.carbon.emissions_csv import EmissionsContext, host_context
+    from carbonedge.carbon.emissions_csv import write_emissions_csv as write_codecarbon_csv
+    from carbonedge.carbon.ledger import export_rows_csv
 
     (out / "emissions.csv").unlink(missing_ok=True)
     export_rows_csv(result.ledger_rows, out / "ledger.csv")
     measured = [r for r in result.ledger_rows if not r.run_id.endswith("/warmup")]
-    write_emissions_csv(measured, out / "emissions.csv")
+    context = EmissionsContext(
+        experiment_id=result.params.digest(), embodied_by_node=_embodied(result)
+    )
+    if result.params.backend == "local":  # the nodes ran on this machine
+        context = host_context(context)
+    if measured:
+        write_codecarbon_csv(out / "emissions.csv", measured, context)
+
+
+def _embodied(result: ExperimentResult) -> dict[str, EmbodiedProfile | None]:
+    """The fleet's embodied footprints (for the SCI's M term); none if its file is gone."""
+    try:
+        fleet = load_fleet(result.params.fleet_file)
+    except ConfigError:
+        return {}
+    return {n.name: n.embodied for n in fleet.nodes}
 
 
 @dataclass(frozen=True)
@@ -210,6 +233,8 @@ def reproduce(
     folder = params.folder(out)
     if (folder / MARKER).exists() and not overwrite:
         text = (folder / TABLES_TXT).read_text(encoding="utf-8")
+        if not (folder / HTML_NAME).exists():  # a folder from before report.html was written
+            write_html_report(folder)
         return Outcome(folder, True, text)
     if folder.exists():
         if not (folder / PARAMS).exists():

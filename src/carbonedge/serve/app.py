@@ -19,19 +19,21 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from numpy.typing import NDArray
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carbonedge.carbon import EmbodiedProfile, LedgerRow, sci_score, task_row
 from carbonedge.engine import Engine, Outcome
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.decode import decode_body
@@ -60,9 +62,14 @@ def top_k(logits: NDArray[np.float32], k: int = TOP_K) -> tuple[tuple[int, float
 
 
 def outcome_body(
-    outcome: Outcome, config: ServeConfig, latency_ms: float, decode_ms: float
+    outcome: Outcome,
+    config: ServeConfig,
+    latency_ms: float,
+    decode_ms: float,
+    embodied: EmbodiedProfile | None = None,
 ) -> dict[str, Any]:
-    """The JSON answer of one request."""
+    """The JSON answer of one request; ``embodied``: the node's device footprint
+    (``NodeSpec.embodied``) for the SCI's M term (None: M is ``missing``)."""
     result, charge = outcome.result, outcome.charge
     intensity = charge.intensity
     return {
@@ -100,7 +107,66 @@ def outcome_body(
             "dispatch_ms": max(0.0, result.latency_ms - result.exec_ms),
         },
         "weights_note": config.weights_note,
+        "sci": request_sci(outcome, config, embodied),
     }
+
+
+def request_sci(
+    outcome: Outcome, config: ServeConfig, embodied: EmbodiedProfile | None
+) -> dict[str, Any]:
+    """SCI (ISO/IEC 21031) of one request, R = this inference: E x I from its charge, M from
+    ``embodied`` amortised over the task's run on its node (``carbon.sci``); each term labelled
+    measured / modelled / sourced / missing."""
+    row = outcome.row or _unrecorded_row(outcome, config)
+    score = sci_score([row], embodied_by_node={outcome.node: embodied})
+    (node,) = score.nodes
+    return {
+        "sci_g_per_inference": score.sci_g_per_inference,
+        "operational_g": score.operational_g,
+        "formula": "SCI = (E x I + M) / R, R = one inference (ISO/IEC 21031)",
+        "E": {
+            "energy_kwh": node.energy_kwh,
+            "label": node.energy_label,
+            "methods": list(node.energy_methods),
+            "note": "the request's charge, PUE included",
+        },
+        "I": {
+            "intensity_g_per_kwh": node.intensity_g_per_kwh,
+            "label": node.intensity_label,
+            "sources": list(node.intensity_sources),
+        },
+        "M": {
+            "embodied_g": node.embodied_g,
+            "label": node.embodied_label,
+            "source": node.embodied_source,
+            "embodied_kgco2e": node.embodied_total_kgco2e,
+            "busy_s": node.busy_s,
+            "time_share": node.time_share,
+            "resource_share": node.resource_share,
+        },
+        "R": {"inferences": score.inferences, "label": score.inferences_label},
+    }
+
+
+def _unrecorded_row(outcome: Outcome, config: ServeConfig) -> LedgerRow:
+    """The row the engine would have recorded (a server without a ledger)."""
+    result, charge = outcome.result, outcome.charge
+    return task_row(
+        task_id=outcome.task_id,
+        run_id="",
+        node=outcome.node,
+        model=config.model,
+        runtime=config.runtime,
+        started_at=datetime.fromtimestamp(result.started_at, UTC),
+        finished_at=datetime.fromtimestamp(result.finished_at, UTC),
+        latency_ms=result.latency_ms,
+        cpu_s=result.cpu_s,
+        energy=charge.energy,
+        intensity=charge.intensity,
+        pue=charge.pue,
+        energy_method=charge.energy_method_label,
+        attribution_method=charge.method,
+    )
 
 
 def _error(status: int, message: str, request_id: str | None = None, **extra: Any) -> JSONResponse:
@@ -123,8 +189,13 @@ def _serve_error(exc: ServeError, request_id: str | None) -> JSONResponse:
     return response
 
 
-def create_app(engine: Engine, config: ServeConfig, model_key: str) -> FastAPI:
-    """The ASGI application serving ``model_key`` on ``engine``."""
+def create_app(
+    engine: Engine,
+    config: ServeConfig,
+    model_key: str,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The ASGI application serving ``model_key`` on ``engine`` (plus ``extra_routers``)."""
     metrics = ServeMetrics(engine)
     started = time.monotonic()
 
@@ -200,7 +271,8 @@ def create_app(engine: Engine, config: ServeConfig, model_key: str) -> FastAPI:
             )
             outcome = await asyncio.wrap_future(future)
             latency_ms = (time.perf_counter() - received) * 1000.0
-            payload = outcome_body(outcome, config, latency_ms, decode_ms)
+            embodied = engine.fleet.spec.node(outcome.node).embodied
+            payload = outcome_body(outcome, config, latency_ms, decode_ms, embodied)
         except ServeError as exc:
             metrics.error(exc.status)
             return _serve_error(exc, request_id)
@@ -289,6 +361,10 @@ def create_app(engine: Engine, config: ServeConfig, model_key: str) -> FastAPI:
             d["energy_kwh"] = r.energy_kwh
             out.append(d)
         return JSONResponse({"run_id": engine.run_id, "rows": out})
+
+    # Extensions mount here: each is a module under carbonedge.serve with an APIRouter.
+    for router in extra_routers:
+        app.include_router(router)
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
