@@ -12,7 +12,7 @@ after each HTTP request, the same preprocessed image is submitted straight to th
 
 - client latency (urllib call), server-side latency, node exec_ms, direct-submit latency;
 - server overhead per request = client latency - exec_ms, and its parts from the response's
-  ``timings`` (decode, scheduler, fleet dispatch, top-5, accounting) plus HTTP/JSON/client
+  ``timings`` (decode, engine queue, scheduler, fleet dispatch) plus HTTP/JSON/client
   (= client latency - server-side latency);
 - requests/s over the whole run, and how the scheduler spread the requests over the nodes.
 """
@@ -23,14 +23,17 @@ import argparse
 import collections
 import json
 import os
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 
 from carbonedge.data import read_image, skimage_photographs
+from carbonedge.engine import EngineSettings, open_engine
 from carbonedge.fleet import LocalFleet, ModelRef, load_fleet
-from carbonedge.serve import ServeApp, ServeConfig, make_meter
+from carbonedge.serve import ServeApp, ServeConfig
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -51,20 +54,19 @@ def main() -> None:
     photo = next(p for p in skimage_photographs() if p.name == "chelsea.png")
     body = photo.read_bytes()
     tensor = read_image(photo)[None]  # (1, 3, 224, 224), the direct path's input
-    cfg = ServeConfig(
-        model=args.model,
-        runtime=args.runtime,
+    settings = EngineSettings(
         meter=args.meter,
-        port=0,
         policy=args.policy,
         mode=args.mode,
         window_s=2.0,
+        ledger=Path(tempfile.mkdtemp(prefix="bench-serve-")) / "ledger.sqlite",
     )
+    cfg = ServeConfig(model=args.model, runtime=args.runtime, port=0, engine=settings)
     load0 = os.getloadavg()[0]
     with LocalFleet(load_fleet(None)) as fleet:
         key = fleet.deploy(ModelRef(args.model), fleet.spec.names, runtime=args.runtime)
-        meter, idle_w = make_meter(cfg)
-        with ServeApp(cfg, fleet, key, meter, idle_cpu_power_w=idle_w).start() as app:
+        engine = open_engine(settings, fleet=fleet)
+        with ServeApp(cfg, engine, key, own_engine=True).start() as app:
             url = f"{app.url}/v1/infer"
             rows: list[dict[str, float]] = []
             nodes: collections.Counter[str] = collections.Counter()
@@ -94,8 +96,7 @@ def main() -> None:
                         "decode_ms": tm["decode_ms"],
                         "schedule_us": tm["schedule_us"],
                         "dispatch_ms": tm["dispatch_ms"],
-                        "top5_us": tm["top5_us"],
-                        "account_us": tm["account_us"],
+                        "queue_ms": tm["queue_ms"],
                         "http_ms": client_ms - out["latency_ms"],
                     }
                 )
@@ -121,9 +122,8 @@ def main() -> None:
         ("overhead: server-side latency - exec_ms", "server_overhead_ms", "ms"),
         ("  decode + preprocess", "decode_ms", "ms"),
         ("  fleet dispatch (pipes, queueing)", "dispatch_ms", "ms"),
+        ("  waiting for a free node (engine queue)", "queue_ms", "ms"),
         ("  scheduler decision", "schedule_us", "us"),
-        ("  top-5 (softmax)", "top5_us", "us"),
-        ("  accounting (energy, carbon, ledger, metrics)", "account_us", "us"),
         ("  HTTP + JSON + client", "http_ms", "ms"),
     ]
     for label, name, unit in table:

@@ -1,18 +1,18 @@
 """examples/grafana: every metric the dashboard queries is one ``carbonedge serve`` exports.
 
-The exported names come from a rendered ``/metrics`` text: :class:`ServeMetrics` (the
-endpoint's registry) over a duck-typed engine with one node, one request and one error, so
-every labelled family has a sample. TODO(dashboard): once the live dashboard test starts the
-real app, scrape its ``/metrics`` over HTTP here instead of rendering the registry directly.
+The exported names come from the real ``/metrics`` of a running endpoint: a :class:`ServeApp`
+over an engine on the in-process fleet (fake meter, one closed meter window), scraped over
+HTTP after one answered request and one refused one, so every labelled family has a sample.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import re
-from datetime import UTC, datetime
+import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -44,41 +44,59 @@ def expressions(board: dict[str, Any]) -> list[str]:
     return exprs
 
 
-def exported_names() -> set[str]:
-    """Sample names of a rendered /metrics text (``prometheus_client``'s own parser)."""
+def _get(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "image/png"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def metrics_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``GET /metrics`` of a running endpoint after one 200 and one 400."""
+    from PIL import Image
+
+    from carbonedge.engine import EngineSettings, open_engine
+    from carbonedge.fleet import ModelRef
+    from carbonedge.fleet.fakes import InProcessFleet
+    from carbonedge.fleet.spec import parse_fleet
+    from carbonedge.serve import ServeApp, ServeConfig
+
+    spec = parse_fleet(
+        {"nodes": [{"name": "node-green", "cpu_quota": 0.5, "memory_mb": 512,
+                    "intensity_g_per_kwh": 380, "idle_w": 1.0, "max_w": 4.0}]},
+        "grafana-test",
+    )  # fmt: skip
+    settings = EngineSettings(
+        meter="fake", window_s=0.2, ledger=tmp_path_factory.mktemp("grafana") / "l.sqlite"
+    )
+    engine = open_engine(settings, fleet=InProcessFleet(spec), models=[ModelRef("m")])
+    config = ServeConfig(model="m", port=0, engine=settings)
+    with ServeApp(config, engine, engine.model_keys[0], own_engine=True).start() as app:
+        png = io.BytesIO()
+        Image.new("RGB", (32, 32), (0, 120, 60)).save(png, format="PNG")
+        assert _get(app.port, "POST", "/v1/infer", png.getvalue())[0] == 200
+        assert _get(app.port, "POST", "/v1/infer", b"not an image")[0] == 400
+        deadline = time.monotonic() + 30.0  # a closed meter window: host energy series
+        while engine.rates.totals.windows < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, body = _get(app.port, "GET", "/metrics")
+    assert status == 200
+    return body.decode("utf-8")
+
+
+def exported_names(text: str) -> set[str]:
+    """Sample names of a /metrics text (``prometheus_client``'s own parser)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from carbonedge.carbon import IntensityReading
-    from carbonedge.engine import WindowTotals
-    from carbonedge.serve.metrics import ServeMetrics
-
-    reading = IntensityReading(380.0, "FR", datetime.now(UTC), "static", fallback=True)
-    engine = SimpleNamespace(
-        stats=lambda: {"queued": 0, "in_flight": 1, "refused_overloaded": 0},
-        rates=SimpleNamespace(
-            totals=WindowTotals(
-                windows=1,
-                host_kwh={("cpu", "rapl"): 1e-6},
-                node_kwh={"node-green": 5e-7},
-                idle_kwh=1e-7,
-                other_kwh=1e-8,
-            )
-        ),
-        fleet=SimpleNamespace(
-            health=lambda: [SimpleNamespace(name="node-green", up=True, restarts=0)]
-        ),
-        intensity=SimpleNamespace(readings=lambda: {"node-green": reading}),
-        ledger=SimpleNamespace(rows_written=1, errors=0),
-    )
-    metrics = ServeMetrics(engine)  # type: ignore[arg-type]
-    metrics.observe("node-green", 30.0, 25.0, 0.02, 1e-7, 4e-5, "window-cputime")
-    metrics.error(503)
-    text = metrics.render().decode("utf-8")
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
-def test_every_queried_metric_is_exported() -> None:
-    exported = exported_names()
+def test_every_queried_metric_is_exported(metrics_text: str) -> None:
+    exported = exported_names(metrics_text)
     queried = {name for expr in expressions(dashboard()) for name in METRIC.findall(expr)}
     assert queried, "the dashboard queries no carbonedge metric"
     assert queried <= exported, f"not exported: {sorted(queried - exported)}"

@@ -287,3 +287,20 @@ def test_close_drains_running_tasks(tmp_path: Path) -> None:
     assert len(_rows(tmp_path)) == 2
     with pytest.raises(Overloaded, match="stopping"):
         engine.submit(X, "m/torch", task_id="late")
+
+
+def test_dynamic_batching_runs_one_batch_and_splits_its_cost(tmp_path: Path) -> None:
+    fleet = InProcessFleet(_spec(), cpu_s=0.04)
+    config = EngineConfig(max_batch=4, batch_wait_ms=300.0, max_wait_s=10.0, poll_s=0.01)
+    with _engine(fleet, tmp_path, config=config) as engine:
+        key = engine.model_keys[0]
+        futures = [engine.submit(X, key, task_id=f"b{i}") for i in range(4)]
+        outs = [f.result(timeout=30) for f in futures]
+    assert fleet.batch_sizes == [4]  # one fleet task for the four requests
+    assert all(o.batch_size == 4 and o.result.cpu_s == pytest.approx(0.01) for o in outs)
+    assert all(o.output.shape == (1, 1000) for o in outs)
+    assert [o.task_id for o in outs] == [f"b{i}" for i in range(4)]
+    rows = _rows(tmp_path)
+    assert len(rows) == 4 and len({r[1] for r in rows}) == 1  # one node ran them all
+    # the batch's cost, split: four shares of 0.01 CPU-s at the node's rate
+    assert sum(r[8] for r in rows) == pytest.approx(4 * rows[0][8], rel=1e-12)

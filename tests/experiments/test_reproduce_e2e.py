@@ -60,7 +60,7 @@ def test_folder_has_every_output(tiny: tuple[ExperimentParams, Path, Path]) -> N
         assert data[:8] == PNG_MAGIC and len(data) > 10_000
     assert json.loads((folder / "params.json").read_text())["n_images"] == 3
     html = (folder / "report.html").read_text()
-    assert "badge\">complete" in html and "SCI = (E·I + M) / R" in html
+    assert 'badge">complete' in html and "SCI = (E·I + M) / R" in html
 
 
 def test_emissions_csv_is_codecarbon_compatible_without_warmups(

@@ -218,6 +218,7 @@ def test_hung_node_is_detected_and_its_task_fails_over(tmp_path: Path) -> None:
 
 def test_no_orphan_processes_or_cgroups_after_exit() -> None:
     me = psutil.Process()
+    before = {c.pid for c in me.children(recursive=True)}  # e.g. a session's browser driver
     with LocalFleet(small_fleet(0.5, 0.5)) as fleet:
         pids = {p for p in fleet.node_pids().values() if p is not None}
         assert pids <= {c.pid for c in me.children(recursive=True)}
@@ -227,7 +228,9 @@ def test_no_orphan_processes_or_cgroups_after_exit() -> None:
     assert alive == []
     # multiprocessing's own resource tracker may stay (it exits with us); no node may.
     left = [
-        c for c in me.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())
+        c
+        for c in me.children(recursive=True)
+        if c.pid not in before and "resource_tracker" not in " ".join(c.cmdline())
     ]
     assert left == []
     if groups:

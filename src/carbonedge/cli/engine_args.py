@@ -71,6 +71,19 @@ def add_engine_arguments(
         help=f"longest wait for an eligible node before a refusal, s (default "
         f"{EngineConfig.max_wait_s:g})",
     )
+    g.add_argument(
+        "--max-batch",
+        type=int,
+        default=EngineConfig.max_batch,
+        help="dynamic batching: run up to this many waiting requests of the model as one "
+        "batch (default 1: off)",
+    )
+    g.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=EngineConfig.batch_wait_ms,
+        help="how long a request may wait for others to fill a batch, ms (default 0)",
+    )
     p.set_defaults(run_prefix=run_prefix)
 
 
@@ -96,7 +109,12 @@ def engine_settings(
         "clock_start": start,
         "clock_speedup": args.clock_speedup,
         "run_prefix": run_prefix,
-        "engine": EngineConfig(max_queue=args.max_queue, max_wait_s=args.max_wait_s),
+        "engine": EngineConfig(
+            max_queue=args.max_queue,
+            max_wait_s=args.max_wait_s,
+            max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms,
+        ),
     }
     if hasattr(args, "policy"):
         values.update(policy=args.policy, mode=args.mode, slo_ms=args.slo_ms)

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "reproduce_cmd",
     "future_cmd",
     "serve_cmd",
+    "tenants_cmd",
     "ledger_cmd",
     "report_cmd",
     "sensors_cmd",

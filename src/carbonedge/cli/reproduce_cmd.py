@@ -25,7 +25,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "reused unless --overwrite.",
     )
     p.add_argument(
-        "--quick", action="store_true", help="20 images, 2 repeats, 6 sweep points of 5 tasks"
+        "--quick",
+        action="store_true",
+        help="smoke test: 20 images, 2 repeats, 6 sweep points of 5 tasks, no minimum run time",
+    )
+    p.add_argument(
+        "--min-run-s",
+        type=float,
+        metavar="S",
+        help="each run lasts at least S seconds of meter window (default 4; quick 0)",
+    )
+    p.add_argument(
+        "--calibration-windows",
+        type=int,
+        metavar="K",
+        help="energy calibration windows per node x model (default 3; quick 2; 0 = none)",
     )
     p.add_argument("--models", help="comma-separated model names (default: the paper's three)")
     p.add_argument("--images", metavar="DIR", help="image folder (default: skimage photographs)")
@@ -107,7 +121,13 @@ def params_from_args(args: argparse.Namespace) -> Any:
                 f"choose from {', '.join(MODEL_NAMES)}"
             )
         fields["models"] = models
-    for flag, name in (("n", "n_images"), ("repeats", "repeats"), ("sweep_points", "sweep_points")):
+    for flag, name in (
+        ("n", "n_images"),
+        ("repeats", "repeats"),
+        ("sweep_points", "sweep_points"),
+        ("min_run_s", "min_run_s"),
+        ("calibration_windows", "calibration_windows"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             fields[name] = value

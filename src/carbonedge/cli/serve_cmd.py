@@ -41,6 +41,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=_DEFAULT_MAX_BODY_MB,
         help="largest request body in MiB (default 10)",
     )
+    p.add_argument(
+        "--tenants",
+        type=Path,
+        default=None,
+        help="tenants file with API keys and budgets ('carbonedge tenants'; default: "
+        "tenants.sqlite beside the default ledger, if it exists)",
+    )
+    p.add_argument(
+        "--allow-open",
+        action="store_true",
+        help="serve without API keys on an address other than 127.0.0.1 (no tenants)",
+    )
     add_engine_arguments(p, run_prefix="serve", window_s=5.0)
     p.set_defaults(handler=_serve)
 
@@ -51,6 +63,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not args.max_body_mb > 0 or args.max_body_mb == float("inf"):
         raise ConfigError(f"--max-body-mb must be a number > 0, got {args.max_body_mb}")
+    from carbonedge.serve.tenants import default_tenants_path, open_gate
+
+    if args.tenants is not None and not args.tenants.is_file():
+        raise ConfigError(
+            f"--tenants {args.tenants}: no such file (create it: carbonedge tenants add NAME "
+            f"--tenants {args.tenants})"
+        )
     config = ServeConfig(
         model=args.model,
         weights=args.weights,
@@ -59,8 +78,12 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_body_bytes=int(args.max_body_mb * 2**20),
+        tenants=args.tenants if args.tenants is not None else default_tenants_path(),
+        allow_open=args.allow_open,
         engine=engine_settings(args, run_prefix="serve"),
     )
+    # refuse an open server on a public address now, not after the fleet has started
+    open_gate(config.tenants, config.host, allow_open=config.allow_open).close()
     stop = threading.Event()
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
@@ -86,6 +109,15 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"ledger: {config.engine.ledger_path} (run {engine.run_id})", flush=True)
+        print(f"tenants ({config.tenants}): {app.tenants.describe()}", flush=True)
+        if not app.tenants.required:
+            where = "allowed by --allow-open" if config.allow_open else "loopback only"
+            print(
+                f"  open on {config.host} ({where}); to require keys: carbonedge tenants add NAME",
+                flush=True,
+            )
+        if app.jobs.path is not None:
+            print(f"deferrable jobs: {app.jobs.path}", flush=True)
         print("Ctrl-C to stop", flush=True)
         try:
             while not stop.wait(0.5):

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,9 @@ class EngineConfig:
         poll_s: while no node is eligible, how often the decision is retried without an event
             (the latency signal decays and intensities change with time), s.
         task_timeout_s: how long a caller of :meth:`Engine.run` waits for a result, s.
+        max_batch: dynamic batching: up to this many waiting tasks of the same model (and the
+            same placement) run as one batch on one node (1: no batching).
+        batch_wait_ms: how long the oldest waiting task may wait for others to fill a batch, ms.
     """
 
     max_queue: int = 256
@@ -75,12 +78,18 @@ class EngineConfig:
     max_attempts: int = 2
     poll_s: float = 0.05
     task_timeout_s: float = 300.0
+    max_batch: int = 1
+    batch_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.max_queue, bool) or self.max_queue < 1:
             raise ConfigError(f"max_queue: must be an integer >= 1, got {self.max_queue!r}")
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts: must be >= 1, got {self.max_attempts!r}")
+        if isinstance(self.max_batch, bool) or not 1 <= self.max_batch <= 1024:
+            raise ConfigError(f"max_batch: must be an integer 1..1024, got {self.max_batch!r}")
+        if not 0 <= self.batch_wait_ms <= 10_000:
+            raise ConfigError(f"batch_wait_ms: must be 0..10000 (ms), got {self.batch_wait_ms!r}")
         for name in ("max_wait_s", "poll_s", "task_timeout_s"):
             value = getattr(self, name)
             if not 0 < value < float("inf"):
@@ -93,7 +102,9 @@ class Outcome:
 
     ``queue_ms``: from submit to dispatch (waiting for an eligible node). ``decision_us``: the
     scheduler's time over every decision of the task. ``row``: the ledger row as stored (None
-    without a ledger); ``recorded``: the row is committed.
+    without a ledger); ``recorded``: the row is committed. ``batch_size``: how many tasks ran in
+    the node's batch with this one (its ``result`` is its own share: its output rows and
+    ``cpu_s / batch_size``).
     """
 
     task_id: str
@@ -106,6 +117,7 @@ class Outcome:
     charge: Charge
     row: LedgerRow | None
     recorded: bool
+    batch_size: int = 1
 
     @property
     def output(self) -> Array:
@@ -273,7 +285,7 @@ class Engine:
                 self._cond.notify()
                 return req.future
             self._in_flight += 1
-        self._dispatch(req, node, self._push_intensities())
+        self._dispatch([req], node, self._push_intensities())
         return req.future
 
     def run(self, batch: Array | Any, model_key: str, **kwargs: Any) -> Outcome:
@@ -360,6 +372,11 @@ class Engine:
                         self._queue.popleft()
                 self._expire(req)
                 continue
+            fill_by = req.enqueued_s + self.config.batch_wait_ms / 1000.0
+            if self.config.max_batch > 1 and now < fill_by and not self._batch_full(req):
+                with self._cond:  # wait for more of the same model to fill a batch
+                    self._cond.wait(timeout=fill_by - now)
+                continue
             readings = self._push_intensities()
             node = self._decide(req)
             if node is None:
@@ -367,10 +384,37 @@ class Engine:
                     self._cond.wait(timeout=min(self.config.poll_s, req.deadline_s - now))
                 continue
             with self._cond:
-                if self._queue and self._queue[0] is req:
-                    self._queue.popleft()
+                group = self._take_group(req)
                 self._in_flight += 1
-            self._dispatch(req, node, readings)
+            self._dispatch(group, node, readings)
+
+    def _batchable(self, head: _Request, other: _Request) -> bool:
+        return (
+            other.model_key == head.model_key
+            and other.scheduler is head.scheduler
+            and other.failed == head.failed
+            and getattr(other.batch, "shape", (0,))[0] == 1
+        )
+
+    def _batch_full(self, head: _Request) -> bool:
+        with self._cond:
+            n = sum(1 for r in self._queue if self._batchable(head, r))
+        return n >= self.config.max_batch
+
+    def _take_group(self, head: _Request) -> list[_Request]:
+        """The head request and, with batching, up to ``max_batch - 1`` more like it, taken off
+        the queue (the caller holds the lock)."""
+        if self._queue and self._queue[0] is head:
+            self._queue.popleft()
+        group = [head]
+        if self.config.max_batch > 1 and getattr(head.batch, "shape", (0,))[0] == 1:
+            kept: collections.deque[_Request] = collections.deque()
+            while self._queue and len(group) < self.config.max_batch:
+                r = self._queue.popleft()
+                (group if self._batchable(head, r) else kept).append(r)
+            kept.extend(self._queue)
+            self._queue = kept
+        return group
 
     def _decide(self, req: _Request) -> str | None:
         states = self.fleet.node_states(req.model_key)
@@ -390,63 +434,93 @@ class Engine:
                 ]
         return decision.node
 
-    def _dispatch(self, req: _Request, node: str, readings: Mapping[str, IntensityReading]) -> None:
-        req.attempts += 1
-        req.dispatched_s = time.monotonic()
-        req.intensity = readings.get(node) or self.intensity.reading(node)
+    def _dispatch(
+        self, group: list[_Request], node: str, readings: Mapping[str, IntensityReading]
+    ) -> None:
+        """Send one task, or a batch of tasks concatenated along the batch axis, to ``node``."""
+        now = time.monotonic()
+        intensity = readings.get(node) or self.intensity.reading(node)
+        for req in group:
+            req.attempts += 1
+            req.dispatched_s = now
+            req.intensity = intensity
+        head = group[0]
+        if len(group) == 1:
+            batch, task_id = head.batch, head.task_id
+        else:
+            import numpy as np
+
+            batch = np.concatenate([r.batch for r in group], axis=0)
+            task_id = f"{head.task_id}+{len(group) - 1}"
         try:
-            future = self.fleet.submit(node, req.model_key, req.batch, task_id=req.task_id)
+            future = self.fleet.submit(node, head.model_key, batch, task_id=task_id)
         except CarbonEdgeError as exc:
             self._finished_one()
-            self._fail(req, TaskFailed(f"node {node!r} refused the task: {exc}"))
+            for req in group:
+                self._fail(req, TaskFailed(f"node {node!r} refused the task: {exc}"))
             return
         except Exception as exc:  # a send racing the node's death: treat as the node down
             future = Future()
-            future.set_exception(NodeDownError(node, req.task_id, f"send failed: {exc!r}"))
-        future.add_done_callback(lambda f: self._done(req, node, f))
+            future.set_exception(NodeDownError(node, task_id, f"send failed: {exc!r}"))
+        future.add_done_callback(lambda f: self._done(group, node, f))
 
-    def _done(self, req: _Request, node: str, future: Future[TaskResult]) -> None:
+    def _done(self, group: list[_Request], node: str, future: Future[TaskResult]) -> None:
         exc = future.exception()
         if isinstance(exc, NodeDownError):
-            req.failed = (*req.failed, node)
-            if req.pinned is None and req.attempts < self.config.max_attempts:
-                with self._cond:
+            retry = [r for r in group if r.pinned is None and r.attempts < self.config.max_attempts]
+            with self._cond:
+                self._in_flight -= 1
+                for req in reversed(retry):
+                    req.failed = (*req.failed, node)
                     self.counts["redispatched"] += 1
-                    self._in_flight -= 1
                     req.deadline_s = time.monotonic() + self.config.max_wait_s
                     self._queue.appendleft(req)
-                    self._cond.notify_all()
-                return
-            self._finished_one()
-            self._fail(
-                req,
-                NoEligibleNode(
-                    f"task {req.task_id!r}: node(s) {', '.join(req.failed)} went down while "
-                    f"running it (last: {exc.reason})",
-                    retry_after_s=self._retry_after_s(),
-                ),
-            )
+                self._cond.notify_all()
+            for req in group:
+                if req in retry:
+                    continue
+                req.failed = (*req.failed, node)
+                self._fail(
+                    req,
+                    NoEligibleNode(
+                        f"task {req.task_id!r}: node(s) {', '.join(req.failed)} went down while "
+                        f"running it (last: {exc.reason})",
+                        retry_after_s=self._retry_after_s(),
+                    ),
+                )
             return
         self._finished_one()
         if exc is not None:
-            self._fail(req, TaskFailed(f"node {node!r} failed task {req.task_id!r}: {exc}"))
+            for req in group:
+                self._fail(req, TaskFailed(f"node {node!r} failed task {req.task_id!r}: {exc}"))
             return
-        try:
-            self._record(req, future.result())
-        except Exception as exc:  # never leave a caller waiting on a bug in accounting
-            self._fail(req, TaskFailed(f"task {req.task_id!r}: accounting failed: {exc!r}"))
+        result = future.result()
+        n = len(group)
+        for i, req in enumerate(group):
+            mine = result
+            if n > 1:  # each task's share of the batch: its output rows, cpu_s / n
+                mine = replace(
+                    result,
+                    task_id=req.task_id,
+                    output=result.output[i : i + 1],
+                    cpu_s=result.cpu_s / n,
+                )
+            try:
+                self._record(req, mine, n)
+            except Exception as error:  # never leave a caller waiting on a bug in accounting
+                self._fail(req, TaskFailed(f"task {req.task_id!r}: accounting failed: {error!r}"))
 
-    def _record(self, req: _Request, result: TaskResult) -> None:
+    def _record(self, req: _Request, result: TaskResult, batch_size: int = 1) -> None:
         node = result.node
         self.cpu.record(node, result.cpu_s)
-        self._exec_s += 0.05 * (result.exec_ms / 1000.0 - self._exec_s)
+        self._exec_s += 0.05 * (result.exec_ms / batch_size / 1000.0 - self._exec_s)
         assert req.intensity is not None
         pue = self._pue[node]
         charge = charge_task(
             node, result.cpu_s, self.rates.snapshot, req.intensity, pue, now_mono_s=time.monotonic()
         )
         queue_ms = (req.dispatched_s - req.enqueued_s) * 1000.0
-        make = _outcome_maker(req, node, result, queue_ms, charge)
+        make = _outcome_maker(req, node, result, queue_ms, charge, batch_size)
         if self.ledger is None:
             self._succeed(req, make(None, False))
             return
@@ -518,7 +592,7 @@ class Engine:
 
 
 def _outcome_maker(
-    req: _Request, node: str, result: TaskResult, queue_ms: float, charge: Charge
+    req: _Request, node: str, result: TaskResult, queue_ms: float, charge: Charge, batch_size: int
 ) -> Callable[[LedgerRow | None, bool], Outcome]:
     def make(row: LedgerRow | None, recorded: bool) -> Outcome:
         return Outcome(
@@ -532,6 +606,7 @@ def _outcome_maker(
             charge=charge,
             row=row,
             recorded=recorded,
+            batch_size=batch_size,
         )
 
     return make

@@ -21,6 +21,7 @@ from typing import Any
 
 from carbonedge.carbon import EmbodiedProfile, EnergyMeter
 from carbonedge.errors import ConfigError
+from carbonedge.experiments.calibration import fig_node_energy
 from carbonedge.experiments.html_report import HTML_NAME, write_html_report
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.experiments.plots import fig2, fig3
@@ -31,6 +32,7 @@ from carbonedge.experiments.records import (
     summaries,
 )
 from carbonedge.experiments.report import headline, headline_text, write_report
+from carbonedge.experiments.sensitivity import fig_sensitivity
 from carbonedge.experiments.tables import (
     overhead_table,
     primary_model,
@@ -44,6 +46,12 @@ from carbonedge.experiments.tables import (
     table_iv,
     table_v,
 )
+from carbonedge.experiments.verdict import (
+    calibrated_cpu_ms,
+    render_verdicts,
+    self_checks,
+    verdicts,
+)
 from carbonedge.fleet import FleetBackend, load_fleet
 
 MARKER = "complete.json"
@@ -51,6 +59,28 @@ PARAMS = "params.json"
 TABLES_TXT = "tables.txt"
 FIG2 = "fig2_latency_vs_carbon.png"
 FIG3 = "fig3_weight_sweep.png"
+FIG_NODE_ENERGY = "fig_node_energy.png"
+FIG_SENSITIVITY = "fig_sensitivity.png"
+
+
+def _fleet_rows(result: ExperimentResult) -> list[tuple[str, float, float, float]]:
+    return [(n, q, float(m), i) for n, q, m, i, _ in result.env.nodes]
+
+
+def _our_point(result: ExperimentResult) -> tuple[float, float] | None:
+    """(task time on a full core in s, running power at full core in W) of our fleet: the
+    calibrated task CPU time of the primary model on the largest node and its profile power."""
+    model = primary_model(result)
+    big = max(result.env.nodes, key=lambda n: n[1])
+    cpu = calibrated_cpu_ms(result).get((model, big[0]))
+    try:
+        spec = load_fleet(result.params.fleet_file)
+    except ConfigError:
+        return None
+    node = next((n for n in spec.nodes if n.name == big[0]), None)
+    if cpu is None or node is None:
+        return None
+    return cpu.mean / 1000.0, node.power.power_w(1.0) / big[1]
 
 
 def _clean(value: Any) -> Any:
@@ -83,6 +113,7 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def _flat_run(run: RunRecord) -> dict[str, Any]:
     data = run.to_dict()
     overhead = data.pop("overhead_us")
+    data.pop("margins", None)
     for key in ("node_energy_kwh", "usage_pct", "node_cpu_s"):
         for node, value in data.pop(key).items():
             data[f"{node}_{key}"] = value
@@ -94,7 +125,14 @@ def terminal_text(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> st
     """Tables II, IV, V, overhead, sweep and the headline, as printed in the terminal."""
     model = primary_model(result)
     nodes = result.node_names
+    quick = " — SMOKE TEST (--quick), not numbers to quote" if result.params.min_run_s == 0 else ""
     parts = [
+        f"Verdict ({model}, {result.params.repeats} repeats{quick})",
+        render_verdicts(verdicts(result, sums)),
+        "",
+        "Self-checks:",
+        *(f"- {c}" for c in self_checks(result, sums) or ["no contradiction found."]),
+        "",
         f"Table II ({model}; 95% CI over {result.params.repeats} repeat(s); paper beside)",
         render_ii(table_ii(result, sums)),
         "",
@@ -161,7 +199,11 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
             points.setdefault(r.config, []).append((r.inf_per_g, r.latency_ms))
     fig2(tables["table2"], model, out / FIG2, points, result.energy_rate)
     fig3(tables["sweep"], result.node_names, out / FIG3, result.energy_rate)
-    (out / "report.md").write_text(write_report(result, sums), encoding="utf-8")
+    fig_node_energy(result, out / FIG_NODE_ENERGY)
+    sensitivity = fig_sensitivity(_fleet_rows(result), out / FIG_SENSITIVITY, _our_point(result))
+    write_json(out / "verdict.json", [v.to_dict() for v in verdicts(result, sums)])
+    write_json(out / "calibration.json", [c.to_dict() for c in result.calibration])
+    (out / "report.md").write_text(write_report(result, sums, sensitivity), encoding="utf-8")
     (out / TABLES_TXT).write_text(terminal_text(result, sums) + "\n", encoding="utf-8")
     write_json(
         out / MARKER,

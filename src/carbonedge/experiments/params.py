@@ -86,6 +86,12 @@ class ExperimentParams:
         slo_ms: CE-SLO's latency SLO in ms for every model (None: ``slo_factor``).
         backend: ``local`` (the nodes are processes on this machine) or ``ray`` (actors on a
             Ray cluster; its address is given to :func:`reproduce`, not part of the digest).
+        min_run_s: every run (and sweep point) keeps cycling its images until it has run
+            ``n_images`` tasks AND its meter window has lasted this many seconds, so that the
+            window holds several meter samples (0 = exactly ``n_images`` tasks; ``--quick``).
+        calibration_windows: windows per node x model of the energy calibration (tasks pinned
+            to one node; energy per inference per node with a CI); 0 = no calibration.
+        calibration_tasks: tasks per calibration window (at least; ``min_run_s`` applies too).
     """
 
     models: tuple[str, ...] = PAPER_MODELS
@@ -110,6 +116,9 @@ class ExperimentParams:
     slo_factor: float = DEFAULT_SLO_FACTOR
     slo_ms: float | None = None
     backend: Literal["local", "ray"] = "local"
+    min_run_s: float = 4.0
+    calibration_windows: int = 3
+    calibration_tasks: int = 20
 
     def __post_init__(self) -> None:
         _positive_int("n_images", self.n_images)
@@ -144,17 +153,34 @@ class ExperimentParams:
             raise ConfigError(f"slo_factor: must be a number > 0, got {self.slo_factor!r}")
         if self.slo_ms is not None and not _positive_number(self.slo_ms):
             raise ConfigError(f"slo_ms: must be a number > 0 (ms), got {self.slo_ms!r}")
+        if not (_positive_number(self.min_run_s) or self.min_run_s == 0):
+            raise ConfigError(f"min_run_s: must be a number >= 0 (s), got {self.min_run_s!r}")
+        if isinstance(self.calibration_windows, bool) or not isinstance(
+            self.calibration_windows, int
+        ):
+            raise ConfigError(
+                f"calibration_windows: must be an integer >= 0, got {self.calibration_windows!r}"
+            )
+        if self.calibration_windows < 0:
+            raise ConfigError(
+                f"calibration_windows: must be an integer >= 0, got {self.calibration_windows!r}"
+            )
+        _positive_int("calibration_tasks", self.calibration_tasks)
         if not self.measure_power_secs > 0:
             raise ConfigError(f"measure_power_secs: must be > 0, got {self.measure_power_secs}")
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentParams:
-        """The ``--quick`` preset: 20 images, 2 repeats, 6 sweep points of 5 tasks."""
+        """The ``--quick`` preset (a smoke test, not numbers): 20 images, 2 repeats, 6 sweep
+        points of 5 tasks, no minimum run duration, 2 calibration windows of 8 tasks."""
         base: dict[str, Any] = {
             "n_images": 20,
             "repeats": 2,
             "sweep_points": 6,
             "sweep_tasks": 5,
+            "min_run_s": 0.0,
+            "calibration_windows": 2,
+            "calibration_tasks": 8,
         }
         return cls(**{**base, **overrides})
 

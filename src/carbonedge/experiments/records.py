@@ -43,6 +43,10 @@ class RunRecord:
         energy_rate: ``window`` (the window's own attribution) or ``pooled`` (:mod:`.rates`).
         slo_ms: CE-SLO's latency SLO of the run, ms (None for the other configurations).
         slo_met_pct: % of the run's tasks whose measured latency met ``slo_ms``.
+        meter_samples: power samples the meter took in the window.
+        margins: per scheduled task, the chosen node's score minus the runner-up's, in the
+            policy's own score units, recomputed from the telemetry snapshot just before the
+            engine decided (``Decision.explain()``); NaN when one node was eligible.
     """
 
     model: str
@@ -70,6 +74,8 @@ class RunRecord:
     energy_rate: str = "window"
     slo_ms: float | None = None
     slo_met_pct: float | None = None
+    meter_samples: int = 0
+    margins: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def energy_kwh(self) -> float:
@@ -93,6 +99,7 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["overhead_us"] = list(self.overhead_us)
+        data["margins"] = list(self.margins)
         data.update(
             energy_kwh=self.energy_kwh,
             gco2_per_inf=self.gco2_per_inf,
@@ -134,6 +141,7 @@ class SweepRecord:
     host_energy_kwh: float = 0.0
     window_s: float = 0.0
     energy_rate: str = "window"
+    meter_samples: int = 0
 
     @property
     def gco2_per_inf(self) -> float:
@@ -149,6 +157,40 @@ class SweepRecord:
         data["weights"] = list(self.weights)
         data.update(gco2_per_inf=self.gco2_per_inf, main_node=self.main_node)
         return data
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """One calibration window: ``n_tasks`` tasks of ``model`` pinned to ``node``, nothing else.
+
+    Attributes:
+        task_cpu_s: sum of the tasks' own CPU seconds (``time.process_time`` in the node), s.
+        node_cpu_s: CPU seconds of the node's process in the window (psutil), s.
+        exec_ms: mean execution time per task on the node (throttling included), ms.
+        node_energy_kwh: energy the window's own attribution (``cputime``) gave the node, kWh.
+        host_energy_kwh: the meter's whole-host energy in the window, kWh.
+        window_s: duration of the window, s; meter_samples: power samples in it.
+    """
+
+    node: str
+    model: str
+    window: int
+    n_tasks: int
+    task_cpu_s: float
+    node_cpu_s: float
+    exec_ms: float
+    node_energy_kwh: float
+    host_energy_kwh: float
+    window_s: float
+    meter_samples: int
+
+    @property
+    def cpu_ms_per_inf(self) -> float:
+        """Task CPU time per inference, ms."""
+        return 1000.0 * self.task_cpu_s / self.n_tasks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cpu_ms_per_inf": self.cpu_ms_per_inf}
 
 
 @dataclass(frozen=True)
@@ -204,6 +246,7 @@ class ExperimentResult:
     energy_rate: str = "window"
     other_rate_runs: tuple[RunRecord, ...] = field(default=(), repr=False)
     pooled_rate: PooledRate | None = None
+    calibration: tuple[CalibrationRecord, ...] = field(default=(), repr=False)
 
     @property
     def other_rate(self) -> str:

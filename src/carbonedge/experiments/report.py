@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from carbonedge.experiments import paper
+from carbonedge.experiments.calibration import calibration_table, margin_table, windows_text
 from carbonedge.experiments.energy_notes import (
     cpu_ms_per_inference,
     energy_breakdown,
@@ -35,6 +36,7 @@ from carbonedge.experiments.tables import (
     table_iv,
     table_v,
 )
+from carbonedge.experiments.verdict import render_verdicts, self_checks, verdicts
 
 GREEN = ce_label("green", "paper")
 
@@ -162,7 +164,7 @@ def _balanced_between(by: Mapping[str, ConfigSummary]) -> tuple[bool | None, str
         return None, "not run"
     p, b, g = (by[n].gco2_per_inf.mean for n in names)
     lo, hi = min(p, g), max(p, g)
-    ok = lo <= b <= hi
+    ok = lo < b < hi  # strictly: equal to an end is not "between"
     verdict = "yes" if ok else "no"
     return ok, (
         f"{verdict}: gCO2/inf Performance {p:.3e}, Balanced {b:.3e}, Green {g:.3e} "
@@ -243,8 +245,11 @@ def headline_text(h: Headline) -> list[str]:
     return lines
 
 
-def write_report(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str:
-    """The Markdown text of report.md."""
+def write_report(
+    result: ExperimentResult, sums: Sequence[ConfigSummary], sensitivity: str = ""
+) -> str:
+    """The Markdown text of report.md: verdict table and self-checks first, then the headline,
+    the tables, the calibration, and the method (parameters last)."""
     env, params = result.env, result.params
     h = headline(result, sums)
     model = primary_model(result)
@@ -255,11 +260,9 @@ def write_report(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str
     )
     plans = "\n".join(f"  - {m}: {t}" for m, t in env.amp4ec_plan.items())
     energy = energy_breakdown(result, model)
-    lines = [
-        "# CarbonEdge reproduction report",
-        "",
-        f"Parameters: `{params.canonical_json()}`",
-        "",
+    verdict_rows = verdicts(result, sums)
+    checks = self_checks(result, sums)
+    method = [
         f"- **Energy method**: {env.energy_method_text} (`{env.energy_method}`), "
         f"meter `{env.meter}`, CodeCarbon machine mode, measure_power_secs="
         f"{params.measure_power_secs:g}; one meter window per run.",
@@ -285,9 +288,26 @@ def write_report(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str
         "- **AMP4EC** partition (nodes by CPU quota, no carbon term):",
         plans,
         *(f"- {n}" for n in env.notes),
+        windows_text(result),
         "",
-        "The paper's numbers (columns `paper: ...`) are copied from its Tables II, IV, V and "
-        "Section IV; every other number was measured in this run.",
+        f"Parameters: `{params.canonical_json()}`",
+    ]
+    lines = [
+        "# CarbonEdge reproduction report",
+        "",
+        f"{model}, {params.repeats} repeats, Monolithic on {env.mono_node}, wall time "
+        f"{result.wall_s:.0f} s"
+        + (" — **smoke test (`--quick`): not numbers to quote**" if params.min_run_s == 0 else "")
+        + ". The paper's values are copied from its Tables II, IV, V and Section IV; every "
+        "other number was measured in this run.",
+        "",
+        "## Verdict",
+        "",
+        render_verdicts(verdict_rows, markdown=True),
+        "",
+        "### Self-checks",
+        "",
+        *(f"- {c}" for c in checks or ["no contradiction found."]),
         "",
         "## Headline (measured)",
         "",
@@ -329,6 +349,30 @@ def write_report(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> str
         "Static and Other procs are measured per window and charged to no node (`cputime`).",
         "",
         energy,
+        "",
+        "## Energy per inference per node (calibration)",
+        "",
+        "Each window runs tasks of one model pinned to one node, nothing else; energy is "
+        "charged as in the runs. `… in the config runs` is the task CPU time per inference the "
+        "same node used inside the configuration runs.",
+        "",
+        calibration_table(result),
+        "",
+        "![energy per node](fig_node_energy.png)",
+        "",
+        "## Decision score margins (chosen node minus runner-up)",
+        "",
+        margin_table(result, model),
+        "",
+        "## Sensitivity of Green mode (paper scoring)",
+        "",
+        sensitivity,
+        "",
+        "![sensitivity](fig_sensitivity.png)",
+        "",
+        "## Method",
+        "",
+        *method,
         "",
         "Files: `table2.csv/json`, `table4.csv/json`, `table5.csv/json`, `overhead.csv/json`, "
         "`sweep.csv/json`, `runs.csv/json` (every run), `runs_other_rate.csv/json` (the same "

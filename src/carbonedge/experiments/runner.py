@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,12 @@ from carbonedge.experiments.params import (
     config_labels,
 )
 from carbonedge.experiments.rates import apply_energy_rate
-from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
+from carbonedge.experiments.records import (
+    CalibrationRecord,
+    ExperimentResult,
+    RunRecord,
+    SweepRecord,
+)
 from carbonedge.experiments.setup import amp4ec_pipeline, default_meter_factory, mono_node
 from carbonedge.fleet import FleetBackend, FleetError, ModelRef, Pipeline, TaskResult
 from carbonedge.scheduling import MODES, Scheduler, Task
@@ -109,9 +114,15 @@ class _Ctx:
         task_id: str,
         run_id: str,
         overhead: list[float],
+        margins: list[float] | None = None,
     ) -> TaskResult:
         """Algorithm 1 per task on live telemetry, through the engine (which re-places a task
-        whose node went down and waits up to ``NO_NODE_TIMEOUT_S`` for an eligible node)."""
+        whose node went down and waits up to ``NO_NODE_TIMEOUT_S`` for an eligible node).
+
+        ``margins``: gets the score margin of the decision on the telemetry snapshot taken just
+        before the engine decides (:func:`decision_margin`)."""
+        if margins is not None:
+            margins.append(decision_margin(scheduler, self.states(model), task_id))
         try:
             out = self.engine.run(
                 x,
@@ -190,9 +201,11 @@ class _Ctx:
         elif config not in (MONOLITHIC, AMP4EC):
             scheduler = _scheduler_of(config)
 
+        margins: list[float] = []
+
         def body() -> list[TaskResult]:
             done: list[TaskResult] = []
-            for i, x in enumerate(batches):
+            for i, x in self.tasks(batches):
                 tid = f"{i:04d}"
                 if config == MONOLITHIC:
                     res = self.run_on(self.mono, model, x, tid, run_id)
@@ -204,22 +217,23 @@ class _Ctx:
                     done.extend(stages)
                 else:
                     assert scheduler is not None
-                    res = self.run_scheduled(scheduler, model, x, tid, run_id, overhead)
+                    res = self.run_scheduled(scheduler, model, x, tid, run_id, overhead, margins)
                     latencies.append(res.latency_ms)
                     done.append(res)
             return done
 
         acc, window, results = self.measured(run_id, body)
+        n_tasks = len(latencies)
         reading = acc.attribution.host
         wall_s = window.duration_s
         return RunRecord(
             model=model,
             config=config,
             repeat=repeat,
-            n_tasks=len(batches),
+            n_tasks=n_tasks,
             latency_ms=math.fsum(latencies) / len(latencies),
             wall_s=wall_s,
-            throughput_rps=len(batches) / wall_s,
+            throughput_rps=n_tasks / wall_s,
             node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
             cpu_energy_kwh=acc.component_kwh("cpu"),
             gpu_energy_kwh=acc.component_kwh("gpu"),
@@ -241,6 +255,8 @@ class _Ctx:
                 if slo is not None
                 else None
             ),
+            meter_samples=len(reading.samples),
+            margins=tuple(margins),
         )
 
     def run_sweep_point(self, policy: str, w_c: float, model: str, batches: Batches) -> SweepRecord:
@@ -254,7 +270,7 @@ class _Ctx:
 
         def body() -> list[TaskResult]:
             done = []
-            for i, x in enumerate(batches):
+            for i, x in self.tasks(batches):
                 res = self.run_scheduled(scheduler, model, x, f"{i:04d}", run_id, overhead)
                 latencies.append(res.latency_ms)
                 done.append(res)
@@ -267,7 +283,7 @@ class _Ctx:
             w_c=w_c,
             weights=weights.as_tuple(),
             model=model,
-            n_tasks=len(batches),
+            n_tasks=len(latencies),
             static_node=static,
             usage_pct=_usage(results, self.spec.names),
             latency_ms=math.fsum(latencies) / len(latencies),
@@ -283,7 +299,64 @@ class _Ctx:
             other_energy_kwh=att.other.energy_kwh,
             host_energy_kwh=att.host.energy_kwh,
             window_s=att.host.duration_s,
+            meter_samples=len(att.host.samples),
         )
+
+    def tasks(self, batches: Batches, n: int | None = None) -> Iterator[tuple[int, Any]]:
+        """(index, batch): at least ``n`` (default: all) tasks, cycling through ``batches``,
+        and more until ``min_run_s`` seconds have passed since the first."""
+        want = len(batches) if n is None else n
+        t0 = time.perf_counter()
+        i = 0
+        while i < want or time.perf_counter() - t0 < self.params.min_run_s:
+            yield i, batches[i % len(batches)]
+            i += 1
+
+    def calibrate(self, model: str, window: int, batches: Batches) -> list[CalibrationRecord]:
+        """One calibration window per node: ``calibration_tasks`` (at least) tasks of ``model``
+        pinned to the node, nothing else running (energy per inference per node)."""
+        out = []
+        for node in self.spec.names:
+            run_id = f"{self.prefix}/calibration/{model}/{node}/w{window}"
+
+            def body(node: str = node, run_id: str = run_id) -> list[TaskResult]:
+                return [
+                    self.run_on(node, model, x, f"{i:04d}", run_id)
+                    for i, x in self.tasks(batches, self.params.calibration_tasks)
+                ]
+
+            acc, win, results = self.measured(run_id, body)
+            n = len(results)
+            out.append(
+                CalibrationRecord(
+                    node=node,
+                    model=model,
+                    window=window,
+                    n_tasks=n,
+                    task_cpu_s=math.fsum(r.cpu_s for r in results),
+                    node_cpu_s=win.node_cpu_s.get(node, 0.0),
+                    exec_ms=math.fsum(r.exec_ms for r in results) / n,
+                    node_energy_kwh=acc.node_energy[node].energy_kwh,
+                    host_energy_kwh=acc.attribution.host.energy_kwh,
+                    window_s=win.duration_s,
+                    meter_samples=len(acc.attribution.host.samples),
+                )
+            )
+        return out
+
+
+def decision_margin(scheduler: Scheduler, states: Sequence[Any], task_id: str) -> float:
+    """The chosen node's score minus the best other eligible node's (``constrained``: the
+    runner-up's predicted gCO2 minus the chosen one's), from ``Decision.explain()``; NaN when
+    fewer than two nodes are eligible. Positive = how far the runner-up was behind."""
+    explained = scheduler.select(Task(task_id), states).explain()
+    chosen = [n.total for n in explained.nodes if n.chosen and n.total is not None]
+    others = [n.total for n in explained.nodes if not n.chosen and n.total is not None]
+    if not chosen or not others:
+        return math.nan
+    if scheduler.policy == "constrained":
+        return min(others) - chosen[0]
+    return chosen[0] - max(others)
 
 
 def _slug(config: str) -> str:
@@ -380,9 +453,18 @@ def run_experiment(
         configs = config_labels()
         wcs = sweep_values(params.sweep_points)
         total = len(params.models) * len(configs) * params.repeats + len(CE_POLICIES) * len(wcs)
+        total += len(params.models) * params.calibration_windows
         runs: list[RunRecord] = []
         sweep: list[SweepRecord] = []
+        calibration: list[CalibrationRecord] = []
         with tqdm(total=total, desc="reproduce", unit="run", disable=not progress) as bar:
+            for model in params.models:
+                if params.calibration_windows:
+                    ctx.warm(model, batches[0], f"{prefix}/calibration/{model}")
+                for k in range(params.calibration_windows):
+                    bar.set_postfix_str(f"calibration {model} w{k}")
+                    calibration.extend(ctx.calibrate(model, k, batches))
+                    bar.update()
             for model in params.models:
                 for repeat in range(params.repeats):
                     for config in configs:
@@ -410,6 +492,7 @@ def run_experiment(
         ledger_rows=tuple(rows),
         started_at=started.isoformat(),
         wall_s=time.perf_counter() - t0,
+        calibration=tuple(calibration),
     )
     # A pure recomputation from the records: both rates come from the same measurements.
     return apply_energy_rate(measured, params.energy_rate)

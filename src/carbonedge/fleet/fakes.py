@@ -49,7 +49,8 @@ class InProcessFleet:
         self.die_once: set[str] = set()
         self.hold: set[str] = set()
         self.submitted: list[str] = []
-        self._held: list[tuple[str, str, str, Future[TaskResult], float]] = []
+        self.batch_sizes: list[int] = []
+        self._held: list[tuple[str, str, str, Future[TaskResult], float, int]] = []
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._logits = np.linspace(0.0, 1.0, classes, dtype=np.float32)[None]
@@ -78,15 +79,16 @@ class InProcessFleet:
                 future.set_exception(NodeDownError(node, task_id, "killed by the test"))
                 return future
             self.telemetry[node].submitted()
+            n = int(getattr(batch, "shape", (1,))[0])
+            self.batch_sizes.append(n)
             if node in self.hold:
-                self._held.append((node, model_key, task_id, future, time.time()))
+                self._held.append((node, model_key, task_id, future, time.time(), n))
                 return future
+        args = (node, model_key, task_id, future, time.time(), n)
         if self.exec_s > 0:
-            threading.Timer(
-                self.exec_s, self._finish, (node, model_key, task_id, future, time.time())
-            ).start()
+            threading.Timer(self.exec_s, self._finish, args).start()
         else:
-            self._finish(node, model_key, task_id, future, time.time())
+            self._finish(*args)
         return future
 
     def release(self) -> None:
@@ -98,7 +100,13 @@ class InProcessFleet:
             self._finish(*item)
 
     def _finish(
-        self, node: str, model_key: str, task_id: str, future: Future[TaskResult], t0: float
+        self,
+        node: str,
+        model_key: str,
+        task_id: str,
+        future: Future[TaskResult],
+        t0: float,
+        n: int = 1,
     ) -> None:
         now = time.time()
         exec_ms = max((now - t0) * 1000.0, self.exec_ms)
@@ -111,7 +119,7 @@ class InProcessFleet:
             TaskResult(
                 task_id=task_id,
                 node=node,
-                output=self._logits,
+                output=np.repeat(self._logits, n, axis=0),
                 submitted_at=t0,
                 started_at=t0,
                 finished_at=now,

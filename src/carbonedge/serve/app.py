@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from numpy.typing import NDArray
@@ -39,6 +39,8 @@ from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.decode import decode_body
 from carbonedge.serve.errors import BadRequest, PayloadTooLarge, ServeError
 from carbonedge.serve.metrics import CONTENT_TYPE, ServeMetrics
+from carbonedge.serve.provenance import Provenance, model_provenance
+from carbonedge.serve.tenants import Admission, TenantGate
 
 __all__ = ["MAX_LEDGER_LIMIT", "create_app", "outcome_body", "top_k"]
 
@@ -67,11 +69,14 @@ def outcome_body(
     latency_ms: float,
     decode_ms: float,
     embodied: EmbodiedProfile | None = None,
+    provenance: Provenance | None = None,
 ) -> dict[str, Any]:
     """The JSON answer of one request; ``embodied``: the node's device footprint
-    (``NodeSpec.embodied``) for the SCI's M term (None: M is ``missing``)."""
+    (``NodeSpec.embodied``) for the SCI's M term (None: M is ``missing``); ``provenance``:
+    class names and the weights' source (None: class indices only)."""
     result, charge = outcome.result, outcome.charge
     intensity = charge.intensity
+    top = top_k(result.output)
     return {
         "request_id": outcome.task_id,
         "model": config.model,
@@ -79,7 +84,11 @@ def outcome_body(
         "node": outcome.node,
         "attempts": outcome.attempts,
         "failed_nodes": list(outcome.failed_nodes),
-        "top5": [{"class": c, "probability": p} for c, p in top_k(result.output)],
+        "top5": (
+            provenance.top5(top, result.output)
+            if provenance is not None
+            else [{"class": c, "probability": p} for c, p in top]
+        ),
         "latency_ms": latency_ms,
         "exec_ms": result.exec_ms,
         "cpu_s": result.cpu_s,
@@ -107,6 +116,7 @@ def outcome_body(
             "dispatch_ms": max(0.0, result.latency_ms - result.exec_ms),
         },
         "weights_note": config.weights_note,
+        **(provenance.fields() if provenance is not None else {}),
         "sci": request_sci(outcome, config, embodied),
     }
 
@@ -131,7 +141,7 @@ def request_sci(
             "note": "the request's charge, PUE included",
         },
         "I": {
-            "intensity_g_per_kwh": node.intensity_g_per_kwh,
+            "intensity_g_per_kwh": row.intensity_g_per_kwh,  # one row: the value E x I used
             "label": node.intensity_label,
             "sources": list(node.intensity_sources),
         },
@@ -183,6 +193,7 @@ def _serve_error(exc: ServeError, request_id: str | None) -> JSONResponse:
     reasons = getattr(exc, "reasons", None)
     if reasons:
         extra["reasons"] = list(reasons)
+    extra.update(getattr(exc, "details", None) or {})  # e.g. a spent budget's figures (429)
     response = _error(exc.status, str(exc), request_id, **extra)
     if exc.retry_after_s is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
@@ -194,9 +205,16 @@ def create_app(
     config: ServeConfig,
     model_key: str,
     extra_routers: Sequence[APIRouter] = (),
+    tenants: TenantGate | None = None,
+    provenance: Provenance | None = None,
 ) -> FastAPI:
-    """The ASGI application serving ``model_key`` on ``engine`` (plus ``extra_routers``)."""
+    """The ASGI application serving ``model_key`` on ``engine`` (plus ``extra_routers``).
+
+    ``tenants``: API keys and budgets (None: open, no keys); ``provenance``: class names and
+    the weights' source in every answer (None: read once here)."""
     metrics = ServeMetrics(engine)
+    gate = tenants or TenantGate(None)
+    prov = provenance or model_provenance(config.model, config.weights, config.seed)
     started = time.monotonic()
 
     @asynccontextmanager
@@ -213,6 +231,12 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.engine = engine
+    app.state.tenants = gate
+
+    @app.exception_handler(ServeError)
+    async def serve_error(_: Request, exc: ServeError) -> Response:
+        metrics.error(exc.status)  # raised by a dependency or an extension's route
+        return _serve_error(exc, None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -244,11 +268,13 @@ def create_app(
         responses={
             200: {"description": "top-5, node, latency, energy (kWh) and carbon (gCO2)"},
             400: {"description": "the body is not an image"},
+            401: {"description": "missing, invalid or revoked API key"},
             413: {"description": "the body is over the size limit"},
+            429: {"description": "the tenant's carbon budget is spent (Retry-After: its reset)"},
             503: {"description": "no node can take it now (Retry-After says when to retry)"},
         },
     )
-    async def infer(request: Request) -> Response:
+    async def infer(request: Request, admission: Admission = Depends(gate.admit)) -> Response:
         received = time.perf_counter()
         given = request.headers.get("x-request-id")
         if given is not None and not _REQUEST_ID.fullmatch(given):
@@ -268,11 +294,14 @@ def create_app(
                 task_id=request_id,
                 model=config.model,
                 runtime=config.runtime,
+                tenant=admission.tenant,
+                scheduler=admission.scheduler,
             )
             outcome = await asyncio.wrap_future(future)
+            gate.charge(admission.tenant, outcome)
             latency_ms = (time.perf_counter() - received) * 1000.0
             embodied = engine.fleet.spec.node(outcome.node).embodied
-            payload = outcome_body(outcome, config, latency_ms, decode_ms, embodied)
+            payload = outcome_body(outcome, config, latency_ms, decode_ms, embodied, prov)
         except ServeError as exc:
             metrics.error(exc.status)
             return _serve_error(exc, request_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from carbonedge.engine import EngineSettings
@@ -25,6 +26,9 @@ class ServeConfig:
         host, port: where to listen (port 0: a free port chosen by the OS).
         max_body_bytes: largest request body accepted, in bytes (larger: HTTP 413).
         backlog: the listening socket's queue of connections not yet accepted.
+        tenants: the tenants file (API keys, budgets; ``carbonedge tenants``); None or a
+            missing file: no tenants, requests need no key (loopback addresses only).
+        allow_open: serve without tenants on an address other than loopback.
         engine: the fleet, backend, scheduler, meter, ledger and admission settings.
     """
 
@@ -36,6 +40,8 @@ class ServeConfig:
     port: int = 8080
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     backlog: int = 2048
+    tenants: Path | None = None
+    allow_open: bool = False
     engine: EngineSettings = field(default_factory=lambda: EngineSettings(run_prefix="serve"))
 
     def __post_init__(self) -> None:

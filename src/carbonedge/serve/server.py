@@ -7,9 +7,14 @@ the ``ServeApp`` is made (port 0: a free port), with a deep backlog so that a bu
 connections is queued, not reset. uvicorn runs in a thread of its own (so that it installs no
 signal handlers: the caller decides what Ctrl-C does).
 
+Besides ``create_app``'s routes it mounts the tenants' (``GET /v1/tenant``; API keys and
+budgets from ``config.tenants``, :mod:`carbonedge.serve.tenants`) and the deferrable jobs'
+(``/v1/jobs``, kept beside the ledger, :mod:`carbonedge.serve.jobs`).
+
 ``ServeApp.close()`` stops, in order: accepting connections; requests in progress (they finish,
-up to ``drain_s``); the engine (queued and running tasks drain); the meter windows; the ledger
-(every row committed); the fleet, where the engine owns it.
+up to ``drain_s``); the jobs runner (after its current image); the engine (queued and running
+tasks drain); the meter windows; the ledger (every row committed); the fleet, where the engine
+owns it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from carbonedge.errors import ConfigError
 from carbonedge.fleet import ModelRef
 from carbonedge.serve.app import create_app
 from carbonedge.serve.config import ServeConfig
+from carbonedge.serve.dashboard import dashboard_router
+from carbonedge.serve.jobs import JobRunner, jobs_path, jobs_router
+from carbonedge.serve.provenance import model_provenance
+from carbonedge.serve.tenants import open_gate, tenants_router
 
 __all__ = ["ServeApp", "launch"]
 
@@ -47,12 +56,41 @@ class ServeApp:
         self._own_engine = own_engine
         self._drain_s = drain_s
         self._closed = False
-        self.app = create_app(engine, config, model_key)
+        # read once, not per request: the weights' source and hash, the class names
+        self.provenance = model_provenance(config.model, config.weights, config.seed)
+        self.tenants = open_gate(
+            config.tenants, config.host, allow_open=config.allow_open, ledger=engine.ledger
+        )
+        ledger = engine.ledger
+        self.jobs = JobRunner(
+            engine,
+            model_key,
+            jobs_path(ledger.path) if ledger is not None else None,
+            gate=self.tenants,
+            provenance=self.provenance,
+            model=config.model,
+            runtime=config.runtime,
+        )
+        routers = [
+            dashboard_router(engine, tenants=self.tenants.budget_table),
+            tenants_router(self.tenants),
+            jobs_router(self.jobs, self.tenants, config.max_body_bytes),
+        ]
+        self.app = create_app(
+            engine,
+            config,
+            model_key,
+            extra_routers=routers,
+            tenants=self.tenants,
+            provenance=self.provenance,
+        )
         try:
             self._socket = socket.create_server(
                 (config.host, config.port), backlog=config.backlog, reuse_port=False
             )
         except OSError as exc:
+            self.jobs.close()
+            self.tenants.close()
             raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -90,6 +128,7 @@ class ServeApp:
             daemon=True,
         )
         self._thread.start()
+        self.jobs.start()
         deadline = time.monotonic() + 30.0
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
@@ -108,8 +147,12 @@ class ServeApp:
                 self._thread.join(timeout=self._drain_s + 10.0)
             self._socket.close()
         finally:
-            if self._own_engine:
-                self.engine.close(drain_s=self._drain_s)
+            try:
+                self.jobs.close(timeout_s=self._drain_s)
+                self.tenants.close()
+            finally:
+                if self._own_engine:
+                    self.engine.close(drain_s=self._drain_s)
 
     def __enter__(self) -> ServeApp:
         return self

@@ -1,0 +1,655 @@
+"""Tenants of ``carbonedge serve``: API keys, carbon budgets and latency SLOs per tenant.
+
+**Keys.** ``carbonedge tenants add NAME`` makes a key of 32 random bytes (``secrets``; printed
+once as ``ce_`` + URL-safe base64) and stores only its SHA-256. A fast hash is enough here:
+slow password hashes (scrypt, argon2) protect *guessable* secrets against offline guessing,
+and a 256-bit random key cannot be guessed, so a stolen file yields nothing a slow hash would
+have protected, while every request pays for the hash. A presented key is hashed and compared
+with every tenant's hash by :func:`hmac.compare_digest`, without stopping at a match, so the
+time taken does not tell which stored hash matched or where they differ. Keys appear in no log
+line, no error message and no answer; a refusal is a 401 with a JSON body.
+
+**Open mode.** With no tenant in the file (or no file), requests need no key and the ledger's
+``tenant`` column stays empty. That is allowed on a loopback address only; binding another
+address without tenants needs ``allow_open`` (``--allow-open``). Tenants added, revoked or
+re-budgeted while the server runs apply from the next request (SQLite's ``data_version`` is
+checked per request, a few microseconds); once a tenant exists, every request needs a key.
+
+**Budgets** (gCO2 per UTC day or calendar month, optional latency SLO). Usage is the sum of
+the tenant's ledger rows in the period, read once at start (so it survives restarts), plus the
+carbon of every task answered since. Placement, per request:
+
+- a tenant with an SLO is placed by ``Scheduler("constrained", slo_ms=...)`` (least predicted
+  carbon among nodes that meet it); one without uses the server's default scheduler;
+- from :data:`APPROACH_FRACTION` of the budget used, it is placed by the constrained policy
+  (the SLO if any, else none: the least-carbon node) with ``carbon_budget_g`` = the per-task
+  allowance: the remaining budget spread over the tasks expected until the reset at the
+  tenant's pace so far in the period (``tasks x time left / time elapsed``, at least 1). The
+  constrained policy always prefers the least-carbon node that meets the SLO; the allowance
+  marks decisions that exceed it (a tenant's SLO wins over its budget);
+- once usage reaches the budget: 429 with the budget, its use, its reset time and
+  ``Retry-After`` (seconds to the reset). Requests already running when it is reached are
+  answered and charged, so usage can pass the budget by those requests' carbon.
+
+Periods follow the wall clock in UTC, as the ledger's ``finished_at`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Security
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from carbonedge.carbon.ledger import default_ledger_path
+from carbonedge.carbon.ledger_writer import LedgerWriter
+from carbonedge.engine import Outcome
+from carbonedge.errors import ConfigError
+from carbonedge.scheduling import Scheduler
+from carbonedge.serve.errors import ServeError
+
+__all__ = [
+    "APPROACH_FRACTION",
+    "BEARER",
+    "KEY_PREFIX",
+    "PERIODS",
+    "Admission",
+    "BudgetExhausted",
+    "Tenant",
+    "TenantGate",
+    "TenantStore",
+    "default_tenants_path",
+    "hash_api_key",
+    "is_loopback",
+    "new_api_key",
+    "open_gate",
+    "per_task_allowance_g",
+    "period_bounds",
+    "tenants_router",
+]
+
+log = logging.getLogger(__name__)
+
+#: Fraction of the budget used from which a tenant's tasks go to the greenest nodes.
+APPROACH_FRACTION = 0.5
+PERIODS = ("day", "month")
+KEY_PREFIX = "ce_"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SCHEMA_VERSION = 1
+_COLUMNS = "name, key_sha256, created_at, revoked_at, budget_gco2, period, slo_ms"
+
+#: The ``Authorization: Bearer <key>`` scheme, as the OpenAPI schema shows it (checked by
+#: :class:`TenantGate`, not here: a missing key must be a JSON 401, not FastAPI's 403).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="A tenant's API key (`carbonedge tenants add NAME` prints it). Not needed while "
+    "no tenant is configured.",
+)
+
+
+def default_tenants_path() -> Path:
+    """``tenants.sqlite`` beside the default emissions ledger."""
+    return default_ledger_path().parent / "tenants.sqlite"
+
+
+def new_api_key() -> str:
+    """A new random key: ``ce_`` + 32 random bytes in URL-safe base64 (43 characters)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 of the key, hex (see the module docstring for why a fast hash)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """(start, reset) of the UTC day or calendar month holding ``now``."""
+    now = now.astimezone(UTC)
+    if period == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + timedelta(days=1)
+    if period == "month":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        return start, start.replace(year=year, month=month)
+    raise ConfigError(f"period: must be one of {PERIODS}, got {period!r}")
+
+
+def per_task_allowance_g(
+    budget_g: float, used_g: float, tasks: int, elapsed_s: float, left_s: float
+) -> float:
+    """The remaining budget over the tasks expected until the reset at the pace so far, gCO2.
+
+    Expected tasks = ``ceil(tasks x left_s / elapsed_s)``, at least 1 (elapsed at least 1 s).
+    """
+    expected = max(1, math.ceil(tasks * left_s / max(elapsed_s, 1.0)))
+    return max(0.0, budget_g - used_g) / expected
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One tenant. ``key_sha256``: hex SHA-256 of its key; ``created_at``/``revoked_at``: ISO
+    8601 UTC (``revoked_at`` empty while active); ``budget_gco2``: gCO2 per ``period`` (``day``
+    or ``month``, UTC) or None; ``slo_ms``: latency SLO in ms or None."""
+
+    name: str
+    key_sha256: str
+    created_at: str
+    revoked_at: str = ""
+    budget_gco2: float | None = None
+    period: str = "day"
+    slo_ms: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.revoked_at
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the key's hash."""
+        return {
+            "name": self.name,
+            "active": self.active,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at or None,
+            "budget_gco2": self.budget_gco2,
+            "period": self.period,
+            "slo_ms": self.slo_ms,
+        }
+
+
+def _check_limits(budget_gco2: float | None, period: str, slo_ms: float | None) -> None:
+    if budget_gco2 is not None and not 0 < budget_gco2 < math.inf:
+        raise ConfigError(f"budget: must be a number of gCO2 > 0, got {budget_gco2!r}")
+    if period not in PERIODS:
+        raise ConfigError(f"period: must be one of {PERIODS}, got {period!r}")
+    if slo_ms is not None and not 0 < slo_ms < math.inf:
+        raise ConfigError(f"slo_ms: must be a number of ms > 0, got {slo_ms!r}")
+
+
+class TenantStore:
+    """The tenants file: SQLite, one row per tenant (the key's hash, never the key).
+
+    ``create=False``: a missing file is a :class:`ConfigError`. Safe to share between threads.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise ConfigError(
+                    f"{self.path}: no tenants file (create one: carbonedge tenants add NAME "
+                    f"--tenants {self.path})"
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # owner-only: the hashes are not secrets, but nobody else needs to read them
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open the tenants file: {exc}") from exc
+
+    def _migrate(self) -> None:
+        have = [r[1] for r in self._db.execute("PRAGMA table_info(tenants)")]
+        if not have:
+            self._db.execute(
+                "CREATE TABLE tenants (name TEXT PRIMARY KEY, key_sha256 TEXT NOT NULL UNIQUE, "
+                "created_at TEXT NOT NULL, revoked_at TEXT NOT NULL DEFAULT '', "
+                "budget_gco2 REAL, period TEXT NOT NULL DEFAULT 'day', slo_ms REAL)"
+            )
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        elif have != [f.name for f in fields(Tenant)]:
+            raise ConfigError(
+                f"{self.path}: has a 'tenants' table that is not CarbonEdge's (columns "
+                f"{', '.join(have)}); choose another file with --tenants"
+            )
+
+    def tenants(self) -> list[Tenant]:
+        """Every tenant, revoked ones included, by name."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM tenants ORDER BY name").fetchall()
+        return [Tenant(*r) for r in rows]
+
+    def get(self, name: str) -> Tenant:
+        for t in self.tenants():
+            if t.name == name:
+                return t
+        raise ConfigError(f"{self.path}: no tenant named {name!r}")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite ``PRAGMA data_version``)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def add(
+        self,
+        name: str,
+        *,
+        budget_gco2: float | None = None,
+        period: str = "day",
+        slo_ms: float | None = None,
+    ) -> tuple[Tenant, str]:
+        """Add a tenant; returns it and its key (shown once: only the hash is kept)."""
+        if not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"tenant name: 1-64 characters of A-Z a-z 0-9 . _ - (not starting with . _ -), "
+                f"got {name!r}"
+            )
+        _check_limits(budget_gco2, period, slo_ms)
+        key = new_api_key()
+        tenant = Tenant(name, hash_api_key(key), _now_iso(), "", budget_gco2, period, slo_ms)
+        try:
+            with self._lock:
+                self._db.execute(
+                    f"INSERT INTO tenants ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    tuple(getattr(tenant, f.name) for f in fields(Tenant)),
+                )
+        except sqlite3.IntegrityError:
+            raise ConfigError(
+                f"{self.path}: tenant {name!r} already exists (a new key: carbonedge tenants "
+                f"rotate {name})"
+            ) from None
+        return tenant, key
+
+    def rotate(self, name: str) -> str:
+        """Give ``name`` a new key (the old one stops working; a revoked tenant is active
+        again); returns the new key."""
+        key = new_api_key()
+        self._update(name, "key_sha256 = ?, revoked_at = ''", (hash_api_key(key),))
+        return key
+
+    def revoke(self, name: str) -> Tenant:
+        """Refuse the tenant's key from now on (the tenant stays, its ledger rows too)."""
+        self._update(name, "revoked_at = ?", (_now_iso(),))
+        return self.get(name)
+
+    def set_budget(
+        self, name: str, budget_gco2: float | None, period: str = "day", slo_ms: float | None = None
+    ) -> Tenant:
+        """Set (None: remove) the tenant's carbon budget per period and latency SLO."""
+        _check_limits(budget_gco2, period, slo_ms)
+        self._update(name, "budget_gco2 = ?, period = ?, slo_ms = ?", (budget_gco2, period, slo_ms))
+        return self.get(name)
+
+    def _update(self, name: str, assignments: str, args: tuple[Any, ...]) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                f"UPDATE tenants SET {assignments} WHERE name = ?", (*args, name)
+            )
+        if cur.rowcount == 0:
+            raise ConfigError(f"{self.path}: no tenant named {name!r}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BudgetExhausted(ServeError):
+    """The tenant's carbon budget for the period is spent (HTTP 429 with Retry-After)."""
+
+    status = 429
+
+    def __init__(self, message: str, details: dict[str, Any], retry_after_s: float) -> None:
+        super().__init__(message)
+        self.details = details
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Who sent a request and how to place it. ``tenant``: the name ("" in open mode);
+    ``scheduler``: None for the server's default; ``allowance_g``: the per-task carbon
+    allowance passed to the constrained policy (None: no budget pressure)."""
+
+    tenant: str
+    scheduler: Scheduler | None = None
+    allowance_g: float | None = None
+
+
+@dataclass
+class _Usage:
+    day_g: float = 0.0
+    month_g: float = 0.0
+    day_tasks: int = 0
+    month_tasks: int = 0
+
+    def of(self, period: str) -> tuple[float, int]:
+        return (self.day_g, self.day_tasks) if period == "day" else (self.month_g, self.month_tasks)
+
+
+@dataclass
+class _Periods:
+    day: datetime
+    month: datetime
+    usage: dict[str, _Usage] = field(default_factory=dict)
+
+
+class TenantGate:
+    """Authenticates requests and enforces budgets: see the module docstring.
+
+    ``store``: the tenants file (None: open, no tenants). ``ledger``: where usage is re-read at
+    start (:meth:`load_usage`). ``now``: wall-clock time in UTC (tests pass their own).
+    Use :meth:`authenticate` and :meth:`admit` as FastAPI dependencies and call :meth:`charge`
+    with every answered task.
+    """
+
+    def __init__(
+        self,
+        store: TenantStore | None,
+        *,
+        ledger: LedgerWriter | None = None,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.now = now
+        self._lock = threading.Lock()
+        self._version = -1
+        self._tenants: tuple[Tenant, ...] = ()
+        self._schedulers: dict[float, Scheduler] = {}
+        t = now()
+        self._periods = _Periods(period_bounds("day", t)[0], period_bounds("month", t)[0])
+        self._refresh()
+
+    @property
+    def required(self) -> bool:
+        """Whether requests need a key: some tenant exists (revoked ones count: revoking the
+        last tenant must not open the server)."""
+        self._refresh()
+        return bool(self._tenants)
+
+    def describe(self) -> str:
+        """One line for the start-up banner."""
+        active = sum(t.active for t in self._tenants)
+        if not self._tenants:
+            return "none: open, requests need no API key"
+        return f"{active} active tenant(s): requests need 'Authorization: Bearer <key>'"
+
+    def close(self) -> None:
+        """Close the tenants file."""
+        if self.store is not None:
+            self.store.close()
+
+    # -- dependencies ----------------------------------------------------------------------------
+
+    async def authenticate(
+        self, credentials: HTTPAuthorizationCredentials | None = Security(BEARER)
+    ) -> Admission:
+        """The request's tenant (401 without a valid key while tenants exist)."""
+        tenant = self._identify(credentials)
+        return Admission(tenant.name if tenant else "")
+
+    async def admit(
+        self, credentials: HTTPAuthorizationCredentials | None = Security(BEARER)
+    ) -> Admission:
+        """:meth:`authenticate`, then the tenant's budget: 429 when spent, else how to place."""
+        tenant = self._identify(credentials)
+        if tenant is None:
+            return Admission("")
+        return self.placement(tenant)
+
+    # -- budgets ---------------------------------------------------------------------------------
+
+    def placement(self, tenant: Tenant) -> Admission:
+        """How to place the tenant's next task now (raises :class:`BudgetExhausted`)."""
+        slo = tenant.slo_ms
+        if tenant.budget_gco2 is None:
+            return Admission(tenant.name, self._slo_scheduler(slo))
+        now = self.now()
+        start, reset = period_bounds(tenant.period, now)
+        with self._lock:
+            self._roll(now)
+            used, tasks = self._periods.usage.get(tenant.name, _Usage()).of(tenant.period)
+        budget = tenant.budget_gco2
+        if used >= budget:
+            wait_s = max(1.0, (reset - now).total_seconds())
+            details = {
+                "budget": {
+                    "tenant": tenant.name,
+                    "period": tenant.period,
+                    "limit_gco2": budget,
+                    "used_gco2": used,
+                    "resets_at": reset.isoformat(),
+                }
+            }
+            raise BudgetExhausted(
+                f"tenant {tenant.name!r} has spent its carbon budget for this {tenant.period}: "
+                f"{used:.6g} of {budget:.6g} gCO2 used; it resets at {reset.isoformat()}",
+                details,
+                wait_s,
+            )
+        if used < APPROACH_FRACTION * budget:
+            return Admission(tenant.name, self._slo_scheduler(slo))
+        allowance = per_task_allowance_g(
+            budget,
+            used,
+            tasks,
+            (now - start).total_seconds(),
+            (reset - now).total_seconds(),
+        )
+        scheduler = Scheduler("constrained", slo_ms=slo, carbon_budget_g=allowance)
+        return Admission(tenant.name, scheduler, allowance)
+
+    def _slo_scheduler(self, slo_ms: float | None) -> Scheduler | None:
+        """One constrained scheduler per SLO value, reused: the engine batches together only
+        tasks placed by the same scheduler object."""
+        if slo_ms is None:
+            return None
+        with self._lock:
+            found = self._schedulers.get(slo_ms)
+            if found is None:
+                found = self._schedulers[slo_ms] = Scheduler("constrained", slo_ms=slo_ms)
+            return found
+
+    def budget_table(self) -> list[dict[str, Any]]:
+        """One dict per tenant: budget, use this period, state (for the dashboard)."""
+        self._refresh()
+        now = self.now()
+        out = []
+        for t in self._tenants:
+            used, tasks = self.usage(t.name, t.period)
+            out.append(
+                {
+                    "tenant": t.name,
+                    "state": "active" if t.active else "revoked",
+                    "budget_gco2": t.budget_gco2,
+                    "period": t.period,
+                    "used_gco2": used,
+                    "used_pct": None if t.budget_gco2 is None else 100.0 * used / t.budget_gco2,
+                    "tasks": tasks,
+                    "slo_ms": t.slo_ms,
+                    "resets_at": period_bounds(t.period, now)[1].isoformat(),
+                }
+            )
+        return out
+
+    def usage(self, tenant: str, period: str) -> tuple[float, int]:
+        """(gCO2, tasks) of ``tenant`` in the current ``period`` ("day" or "month")."""
+        with self._lock:
+            self._roll(self.now())
+            return self._periods.usage.get(tenant, _Usage()).of(period)
+
+    def charge(self, tenant: str, outcome: Outcome) -> None:
+        """Count an answered task's carbon (its ledger row's, by the row's finish time)."""
+        if not tenant:
+            return
+        row = outcome.row
+        finished = (
+            datetime.fromisoformat(row.finished_at)
+            if row is not None
+            else datetime.fromtimestamp(outcome.result.finished_at, UTC)
+        )
+        self.add_usage(tenant, outcome.charge.gco2, finished)
+
+    def add_usage(self, tenant: str, gco2: float, finished: datetime) -> None:
+        with self._lock:
+            self._roll(self.now())
+            p = self._periods
+            u = p.usage.setdefault(tenant, _Usage())
+            if finished >= p.month:
+                u.month_g += gco2
+                u.month_tasks += 1
+                if finished >= p.day:
+                    u.day_g += gco2
+                    u.day_tasks += 1
+
+    def load_usage(self, timeout_s: float = 60.0) -> int:
+        """Re-read this month's usage of every tenant from the ledger (at start); returns the
+        number of rows read."""
+        if self.ledger is None:
+            return 0
+        with self._lock:
+            self._roll(self.now())
+            since = self._periods.month
+            self._periods.usage.clear()
+        rows = self.ledger.call(lambda ledger: ledger.query(since=since), timeout_s)
+        n = 0
+        for r in rows:
+            if r.tenant:
+                self.add_usage(r.tenant, r.gco2, datetime.fromisoformat(r.finished_at))
+                n += 1
+        return n
+
+    def _roll(self, now: datetime) -> None:
+        """Start new periods when ``now`` has passed their reset (under the lock)."""
+        p = self._periods
+        day, month = period_bounds("day", now)[0], period_bounds("month", now)[0]
+        if day != p.day:
+            p.day = day
+            for u in p.usage.values():
+                u.day_g, u.day_tasks = 0.0, 0
+        if month != p.month:
+            p.month = month
+            for u in p.usage.values():
+                u.month_g, u.month_tasks = 0.0, 0
+
+    def tenant(self, name: str) -> Tenant:
+        """The tenant named ``name`` as last read from the file."""
+        for t in self._tenants:
+            if t.name == name:
+                return t
+        raise ConfigError(f"no tenant named {name!r}")
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        if self.store is None:
+            return
+        version = self.store.data_version()
+        if version != self._version:
+            self._tenants = tuple(self.store.tenants())
+            self._version = version
+
+    def _identify(self, credentials: HTTPAuthorizationCredentials | None) -> Tenant | None:
+        self._refresh()
+        tenants = self._tenants
+        if not tenants:
+            return None
+        if credentials is None or not credentials.credentials:
+            log.warning("refused a request without an API key (401)")
+            raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        presented = hash_api_key(credentials.credentials)
+        found: Tenant | None = None
+        for t in tenants:  # every hash is compared: no early exit
+            if hmac.compare_digest(presented, t.key_sha256) and t.active:
+                found = t
+        if found is None:
+            log.warning("refused a request with an invalid or revoked API key (401)")
+            raise _unauthorized("invalid or revoked API key")
+        return found
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def tenants_router(gate: TenantGate) -> APIRouter:
+    """``GET /v1/tenant``: the caller's tenant, budget and usage this period."""
+    router = APIRouter()
+
+    @router.get(
+        "/v1/tenant",
+        summary="The caller's tenant, carbon budget and usage this period",
+        responses={401: {"description": "missing, invalid or revoked API key"}},
+    )
+    async def whoami(admission: Admission = Depends(gate.authenticate)) -> Response:
+        if not admission.tenant:
+            return JSONResponse({"tenant": None, "open": True})
+        tenant = gate.tenant(admission.tenant)
+        start, reset = period_bounds(tenant.period, gate.now())
+        used, tasks = gate.usage(tenant.name, tenant.period)
+        body = tenant.public()
+        body.update(
+            open=False,
+            used_gco2=used,
+            tasks=tasks,
+            period_start=start.isoformat(),
+            resets_at=reset.isoformat(),
+            remaining_gco2=None if tenant.budget_gco2 is None else tenant.budget_gco2 - used,
+        )
+        return JSONResponse({"tenant": body})
+
+    return router
+
+
+def open_gate(
+    path: Path | None,
+    host: str,
+    *,
+    allow_open: bool = False,
+    ledger: LedgerWriter | None = None,
+    now: Callable[[], datetime] = _utc_now,
+) -> TenantGate:
+    """The gate of a server on ``host`` with the tenants file ``path`` (None or missing: no
+    tenants), its usage re-read from ``ledger``. Without tenants, an address other than
+    loopback needs ``allow_open``."""
+    store = TenantStore(path, create=False) if path is not None and path.exists() else None
+    gate = TenantGate(store, ledger=ledger, now=now)
+    if not gate.required and not is_loopback(host) and not allow_open:
+        if store is not None:
+            store.close()
+        where = f"no tenants in {path}" if path is not None else "no tenants file"
+        raise ConfigError(
+            f"refusing to serve {host} without API keys ({where}): add a tenant "
+            "with 'carbonedge tenants add NAME', listen on 127.0.0.1, or pass --allow-open"
+        )
+    gate.load_usage()
+    return gate
