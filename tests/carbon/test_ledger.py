@@ -141,3 +141,25 @@ def test_rows_survive_sigkill_of_the_writer(tmp_path: Path) -> None:
         ids = {r.task_id for r in ledger.rows("r")}
     # every row the writer acknowledged (printed after append returned) is in the file
     assert {f"t{i}" for i in range(acknowledged + 1)} <= ids
+
+
+def test_cli_export_writes_codecarbon_compatible_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from carbonedge.cli.main import main
+
+    db = tmp_path / "ledger.sqlite"
+    with EmissionsLedger(db) as ledger:
+        for r in (row("t1"), row("t2"), row("t1", run_id="run-2")):
+            ledger.append(r)
+    out = tmp_path / "emissions.csv"
+    assert main(["ledger", "export", str(out), "--format", "emissions", "--ledger", str(db)]) == 0
+    assert "2 run line(s)" in capsys.readouterr().out
+    with out.open() as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == EMISSIONS_COLUMNS
+        lines = list(reader)
+    assert [(line["run_id"], line["inferences"]) for line in lines] == [
+        ("run-1", "2"),
+        ("run-2", "1"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -102,8 +103,8 @@ def _post(url: str, body: bytes, request_id: str) -> tuple[int, dict[str, str]]:
         exc.read()
         exc.close()
         return exc.code, dict(exc.headers)
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return -1, {}
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return -1, {}  # the server died before the whole answer came: not answered
 
 
 def _ledger_ids(path: Path) -> list[str]:

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from carbonedge.fleet import ModelRef
 from carbonedge.fleet.fakes import InProcessFleet
 from carbonedge.fleet.spec import FleetSpec, parse_fleet
 from carbonedge.serve import ServeApp, ServeConfig
-from carbonedge.serve.dashboard import histogram_quantile, plotly_js
+from carbonedge.serve.dashboard import DashboardHistory, histogram_quantile, plotly_js
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,6 +104,27 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
     assert histogram_quantile(0.9, buckets) == pytest.approx(42.5)
     assert histogram_quantile(0.9, [(10.0, 0.0), (math.inf, 0.0)]) is None
     assert histogram_quantile(0.99, [(10.0, 1.0), (math.inf, 4.0)]) == 10.0  # in +Inf
+
+
+def test_history_is_bounded_incremental_and_never_samples_twice_at_once(
+    server: ServeApp,
+) -> None:
+    now = [1000.0]
+    history = DashboardHistory(server.engine, sample_s=2.0, history_s=6.0, clock=lambda: now[0])
+    metrics = server.app.state.metrics
+    first = history.sample(metrics)
+    assert first.rps is None and first.latency_mean_ms is None
+    now[0] += 0.5
+    assert history.sample(metrics) is first  # too soon: a rate over 0.5 s would be noise
+    assert not history.due()
+    for _ in range(5):
+        now[0] += 2.0
+        assert history.due()
+        history.sample(metrics)
+    assert [s.seq for s in history.since(-1)] == [3, 4, 5, 6]  # an hour's worth: here 6 s
+    assert [s.seq for s in history.since(4)] == [5, 6] and history.since(6) == []
+    assert [s.seq for s in history.since(1)] == [3, 4, 5, 6]  # older than kept: all
+    assert all(s.rps == 0.0 and set(s.tasks) == set(NODES) for s in history.since(-1))
 
 
 def test_plotly_is_served_from_the_installed_package(server: ServeApp) -> None:
@@ -241,4 +263,40 @@ def test_dashboard_page_in_a_real_browser(server: ServeApp, browser: Any, tmp_pa
         shutil.copy(shot, Path(artefacts) / "dashboard.png")
     errors = browser.console_errors()
     browser.open("about:blank")  # stop polling before the server goes
+    assert errors == [], errors
+
+
+def test_tenants_budget_use_on_the_page(browser: Any, tmp_path: Path) -> None:
+    """With tenants configured, the page lists each one's budget and use this period."""
+    from selenium.webdriver.common.by import By
+
+    from carbonedge.serve.tenants import TenantStore
+
+    store = TenantStore(tmp_path / "tenants.sqlite")
+    _, key = store.add("acme", budget_gco2=0.01, period="day")
+    store.add("beta")
+    store.close()
+    settings = EngineSettings(meter="fake", window_s=0.5, ledger=tmp_path / "ledger.sqlite")
+    engine = open_engine(settings, fleet=InProcessFleet(spec3()), models=[ModelRef("m")])
+    config = ServeConfig(model="m", port=0, engine=settings, tenants=tmp_path / "tenants.sqlite")
+    with ServeApp(config, engine, engine.model_keys[0], own_engine=True).start() as app:
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+            headers = {"Content-Type": "image/png", "Authorization": f"Bearer {key}"}
+            conn.request("POST", "/v1/infer", body=_png(), headers=headers)
+            assert conn.getresponse().status == 200
+            conn.close()
+        tenants = _data(app)["tenants"]
+        assert [t["tenant"] for t in tenants] == ["acme", "beta"]
+        assert tenants[0]["used_gco2"] > 0 and tenants[0]["tasks"] == 3
+        browser.open(f"{app.url}/dashboard")
+        driver = browser.driver
+        rows = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#tenants tbody tr"))
+        assert [r.text.split()[0] for r in rows] == ["acme", "beta"]
+        bars = driver.find_elements(By.CSS_SELECTOR, "#tenants .bar > span")
+        width = re.search(r"width:\s*([0-9.]+)%", bars[0].get_attribute("style") or "")
+        assert len(bars) == 1 and width is not None and float(width.group(1)) > 0
+        _full_page_png(driver, tmp_path / "dashboard-tenants.png")
+        errors = browser.console_errors()
+        browser.open("about:blank")
     assert errors == [], errors

@@ -6,8 +6,9 @@ Eq. 2), with how they were obtained. A FastAPI application on uvicorn over the e
 (:mod:`carbonedge.engine`), which places, admits, retries, charges and records every request.
 """
 
-from carbonedge.serve.app import MAX_LEDGER_LIMIT, create_app, outcome_body, top_k
+from carbonedge.serve.app import MAX_LEDGER_LIMIT, create_app, outcome_body, request_sci, top_k
 from carbonedge.serve.config import DEFAULT_MAX_BODY_BYTES, ServeConfig
+from carbonedge.serve.dashboard import dashboard_router
 from carbonedge.serve.decode import decode_body, decode_image
 from carbonedge.serve.errors import (
     BadRequest,
@@ -35,9 +36,11 @@ __all__ = [
     "TaskFailed",
     "TaskTimeout",
     "create_app",
+    "dashboard_router",
     "decode_body",
     "decode_image",
     "launch",
     "outcome_body",
+    "request_sci",
     "top_k",
 ]

@@ -42,7 +42,7 @@ from carbonedge.serve.metrics import CONTENT_TYPE, ServeMetrics
 from carbonedge.serve.provenance import Provenance, model_provenance
 from carbonedge.serve.tenants import Admission, TenantGate
 
-__all__ = ["MAX_LEDGER_LIMIT", "create_app", "outcome_body", "top_k"]
+__all__ = ["MAX_LEDGER_LIMIT", "create_app", "outcome_body", "request_sci", "top_k"]
 
 MAX_LEDGER_LIMIT = 1000
 TOP_K = 5

@@ -192,11 +192,15 @@ class DashboardHistory:
             return not self._ring or self._clock() - self._ring[-1].t >= self.sample_s
 
     def sample(self, metrics: ServeMetrics) -> Sample:
-        """Take one sample now and keep it."""
-        readings = self.engine.intensity.readings()
-        grid_at = self.engine.intensity.clock().isoformat()
-        reading = read_metrics(metrics)
+        """Take one sample now and keep it; when the newest is under half ``sample_s`` old
+        (the lifespan's sampler and a data request raced), return that one instead: a rate
+        over a few milliseconds would be noise."""
         with self._lock:
+            if self._ring and self._clock() - self._ring[-1].t < self.sample_s / 2:
+                return self._ring[-1]
+            readings = self.engine.intensity.readings()
+            grid_at = self.engine.intensity.clock().isoformat()
+            reading = read_metrics(metrics)
             now = self._clock()
             before, prev = (self._ring[-1], self._last) if self._ring else (None, None)
             rps = mean = p90 = None
@@ -361,9 +365,10 @@ def dashboard_router(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def sampler() -> None:
             while True:
-                with contextlib.suppress(Exception):  # a failed sample is skipped, not fatal
-                    await asyncio.to_thread(history.sample, app_metrics(app))
-                await asyncio.sleep(history.sample_s)
+                if history.due():
+                    with contextlib.suppress(Exception):  # a failed sample is skipped
+                        await asyncio.to_thread(history.sample, app_metrics(app))
+                await asyncio.sleep(history.sample_s / 4)
 
         task = asyncio.create_task(sampler())
         try:

@@ -62,15 +62,19 @@ class ServeApp:
             config.tenants, config.host, allow_open=config.allow_open, ledger=engine.ledger
         )
         ledger = engine.ledger
-        self.jobs = JobRunner(
-            engine,
-            model_key,
-            jobs_path(ledger.path) if ledger is not None else None,
-            gate=self.tenants,
-            provenance=self.provenance,
-            model=config.model,
-            runtime=config.runtime,
-        )
+        try:
+            self.jobs = JobRunner(
+                engine,
+                model_key,
+                jobs_path(ledger.path) if ledger is not None else None,
+                gate=self.tenants,
+                provenance=self.provenance,
+                model=config.model,
+                runtime=config.runtime,
+            )
+        except BaseException:
+            self.tenants.close()
+            raise
         routers = [
             dashboard_router(engine, tenants=self.tenants.budget_table),
             tenants_router(self.tenants),
