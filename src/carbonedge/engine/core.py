@@ -101,10 +101,10 @@ class Outcome:
     """One task run and recorded. Times in ms unless named otherwise.
 
     ``queue_ms``: from submit to dispatch (waiting for an eligible node). ``decision_us``: the
-    scheduler's time over every decision of the task. ``row``: the ledger row as stored (None
-    without a ledger); ``recorded``: the row is committed. ``batch_size``: how many tasks ran in
-    the node's batch with this one (its ``result`` is its own share: its output rows and
-    ``cpu_s / batch_size``).
+    scheduler's time over every decision of the task. ``row``: the ledger row as stored (as it
+    would be, without a ledger); ``recorded``: the row is committed. ``batch_size``: how many
+    tasks ran in the node's batch with this one (its ``result`` is its own share: its output
+    rows and ``cpu_s / batch_size``).
     """
 
     task_id: str
@@ -115,7 +115,7 @@ class Outcome:
     queue_ms: float
     decision_us: float
     charge: Charge
-    row: LedgerRow | None
+    row: LedgerRow
     recorded: bool
     batch_size: int = 1
 
@@ -521,9 +521,6 @@ class Engine:
         )
         queue_ms = (req.dispatched_s - req.enqueued_s) * 1000.0
         make = _outcome_maker(req, node, result, queue_ms, charge, batch_size)
-        if self.ledger is None:
-            self._succeed(req, make(None, False))
-            return
         row = task_row(
             task_id=req.task_id,
             run_id=req.run_id,
@@ -542,6 +539,10 @@ class Engine:
             tenant=req.tenant,
             attempts=req.attempts,
         )
+
+        if self.ledger is None:  # the row as it would be recorded, not committed anywhere
+            self._succeed(req, make(row, False))
+            return
 
         def stored(f: Future[LedgerRow]) -> None:
             error = f.exception()
@@ -593,8 +594,8 @@ class Engine:
 
 def _outcome_maker(
     req: _Request, node: str, result: TaskResult, queue_ms: float, charge: Charge, batch_size: int
-) -> Callable[[LedgerRow | None, bool], Outcome]:
-    def make(row: LedgerRow | None, recorded: bool) -> Outcome:
+) -> Callable[[LedgerRow, bool], Outcome]:
+    def make(row: LedgerRow, recorded: bool) -> Outcome:
         return Outcome(
             task_id=req.task_id,
             node=node,

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from numpy.typing import NDArray
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carbonedge.carbon import EmbodiedProfile, LedgerRow, sci_score, task_row
+from carbonedge.carbon import EmbodiedProfile, sci_score
 from carbonedge.engine import Engine, Outcome
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.decode import decode_body
@@ -127,7 +126,7 @@ def request_sci(
     """SCI (ISO/IEC 21031) of one request, R = this inference: E x I from its charge, M from
     ``embodied`` amortised over the task's run on its node (``carbon.sci``); each term labelled
     measured / modelled / sourced / missing."""
-    row = outcome.row or _unrecorded_row(outcome, config)
+    row = outcome.row
     score = sci_score([row], embodied_by_node={outcome.node: embodied})
     (node,) = score.nodes
     return {
@@ -156,27 +155,6 @@ def request_sci(
         },
         "R": {"inferences": score.inferences, "label": score.inferences_label},
     }
-
-
-def _unrecorded_row(outcome: Outcome, config: ServeConfig) -> LedgerRow:
-    """The row the engine would have recorded (a server without a ledger)."""
-    result, charge = outcome.result, outcome.charge
-    return task_row(
-        task_id=outcome.task_id,
-        run_id="",
-        node=outcome.node,
-        model=config.model,
-        runtime=config.runtime,
-        started_at=datetime.fromtimestamp(result.started_at, UTC),
-        finished_at=datetime.fromtimestamp(result.finished_at, UTC),
-        latency_ms=result.latency_ms,
-        cpu_s=result.cpu_s,
-        energy=charge.energy,
-        intensity=charge.intensity,
-        pue=charge.pue,
-        energy_method=charge.energy_method_label,
-        attribution_method=charge.method,
-    )
 
 
 def _error(status: int, message: str, request_id: str | None = None, **extra: Any) -> JSONResponse:

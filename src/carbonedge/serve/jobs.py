@@ -371,7 +371,7 @@ class JobRunner:
         then = at_submission.get(outcome.node, charge.intensity.g_per_kwh)
         return {
             "index": idx,
-            "task_id": outcome.row.task_id if outcome.row is not None else outcome.task_id,
+            "task_id": outcome.row.task_id,
             "node": outcome.node,
             "top5": self.provenance.top5(top_k(outcome.output), outcome.output),
             "energy_kwh": charge.energy_kwh,

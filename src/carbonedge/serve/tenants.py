@@ -326,12 +326,7 @@ class TenantGate:
         """Count an answered task's carbon (its ledger row's, by the row's finish time)."""
         if not tenant:
             return
-        row = outcome.row
-        finished = (
-            datetime.fromisoformat(row.finished_at)
-            if row is not None
-            else datetime.fromtimestamp(outcome.result.finished_at, UTC)
-        )
+        finished = datetime.fromisoformat(outcome.row.finished_at)
         self.add_usage(tenant, outcome.charge.gco2, finished)
 
     def add_usage(self, tenant: str, gco2: float, finished: datetime) -> None:
