@@ -284,6 +284,42 @@ def test_killed_actor_tasks_are_redispatched_nothing_lost(
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_reproduce_runs_on_the_ray_backend(cluster: _Cluster, tmp_path: Path) -> None:
+    """``reproduce --backend ray --address ...``: the same experiment through the engine on the
+    3-node cluster; every task ran on the Ray node of its edge node and has its ledger row."""
+    import json
+    import sqlite3
+
+    from carbonedge.experiments import ExperimentParams, reproduce
+
+    params = ExperimentParams(
+        models=("mobilenetv4_conv_small",),
+        n_images=2,
+        repeats=1,
+        sweep_points=0,
+        warmup_tasks=1,
+        meter="fake",
+        backend="ray",
+        min_run_s=0.0,
+        calibration_windows=1,
+        calibration_tasks=2,
+    )
+    outcome = reproduce(params, tmp_path, progress=False, address=cluster.cluster.address)
+    result = json.loads((outcome.folder / "result.json").read_text())
+    runs = {r["config"]: r for r in result["runs"]}
+    assert runs["Monolithic"]["usage_pct"]["node-medium"] == 100.0
+    assert all(v == pytest.approx(100 / 3) for v in runs["AMP4EC"]["usage_pct"].values())
+    db = sqlite3.connect(outcome.folder / "ledger.sqlite")
+    try:
+        count = db.execute("SELECT COUNT(*) FROM tasks WHERE run_id LIKE '%/r0'").fetchone()[0]
+    finally:
+        db.close()
+    assert count == sum(r["n_tasks"] * (3 if r["config"] == "AMP4EC" else 1) for r in runs.values())
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_each_node_meters_itself_with_its_own_sensor(cluster: _Cluster, tmp_path: Path) -> None:
     """Issue 15: every node detects and reads its own sensor, inside its own actor.
 

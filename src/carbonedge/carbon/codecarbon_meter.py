@@ -11,7 +11,11 @@ TDP x load with a 10% floor and RAM as a constant guess. What this adapter relie
 - ``tracker.final_emissions_data`` after ``stop()`` (totals per component, kWh);
 - one private field, ``tracker._conf["hardware"]`` (descriptions such as ``CPU(Intel Rapl)``,
   ``CPU(Cpu Load)``), to say which method CodeCarbon used. If it is absent the method is
-  ``unknown`` rather than guessed.
+  ``unknown`` rather than guessed;
+- under the CPU-load model, the CPU object's TDP (``tracker._hardware[i]._tdp``, W): machine
+  mode models the host CPU as ``TDP x (0.1 + 0.9 x load^3)`` (codecarbon 3.x
+  ``CPU._get_power_from_cpu_load``), so its idle floor is exactly ``0.1 x TDP`` — recorded as
+  ``details["cpu_idle_floor_w"]`` (absent when the TDP cannot be read).
 
 CodeCarbon reads config files from ``~`` and the working directory but writes none with these
 settings; its logger is set to ``error`` so it does not print on every measurement.
@@ -76,6 +80,21 @@ def gpu_method(hardware: list[str], gpu_count: int) -> str:
     if any(d.startswith("AppleSiliconChip") and "GPU" in d for d in hardware):
         return "powermetrics"
     return "nvml"
+
+
+#: CodeCarbon's machine-mode CPU-load model: ``TDP x (LOAD_MODEL_FLOOR + 0.9 x load^3)``.
+LOAD_MODEL_FLOOR = 0.1
+
+
+def cpu_load_model_floor_w(tracker: Any) -> float | None:
+    """The CPU-load model's power at zero load (``0.1 x TDP``, W), or None when CodeCarbon
+    does not model the CPU from load (RAPL, constant) or its TDP cannot be read."""
+    for hw in getattr(tracker, "_hardware", None) or []:
+        if getattr(hw, "_mode", None) == "cpu_load":
+            tdp = getattr(hw, "_tdp", None)
+            if isinstance(tdp, int | float) and tdp > 0:
+                return LOAD_MODEL_FLOOR * float(tdp)
+    return None
 
 
 class CodeCarbonMeter:
@@ -181,6 +200,7 @@ class CodeCarbonMeter:
         if data is None:
             raise MeterError("CodeCarbon's tracker stopped without final emissions data")
         hardware = [str(h) for h in getattr(tracker, "_conf", {}).get("hardware", [])]
+        floor_w = cpu_load_model_floor_w(tracker)
         duration_s = float(data.duration)
         cpu_kwh, gpu_kwh = float(data.cpu_energy), float(data.gpu_energy)
         ram_kwh = float(data.ram_energy)
@@ -214,6 +234,7 @@ class CodeCarbonMeter:
                 "ram_total_gb": repr(ram_gb),
                 "measure_power_secs": str(self.config.measure_power_secs),
                 "tracking_mode": "machine",
+                **({"cpu_idle_floor_w": repr(floor_w)} if floor_w is not None else {}),
             },
         )
         return EnergyReading(

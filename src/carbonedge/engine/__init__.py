@@ -23,7 +23,7 @@ from carbonedge.engine.errors import (
 )
 from carbonedge.engine.intensity import IntensityFeed, ReplayClock
 from carbonedge.engine.rates import RateSnapshot, RollingRates, WindowTotals
-from carbonedge.engine.windows import Measurement, MeasurementWindows, NodeCpu
+from carbonedge.engine.windows import IdleBaseline, Measurement, MeasurementWindows, NodeCpu
 
 __all__ = [
     "BACKENDS",
@@ -36,6 +36,7 @@ __all__ = [
     "EngineConfig",
     "EngineError",
     "EngineSettings",
+    "IdleBaseline",
     "IntensityFeed",
     "Measurement",
     "MeasurementWindows",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +34,11 @@ from carbonedge.carbon import (
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.fleet import FleetBackend
 
-__all__ = ["Measurement", "MeasurementWindows", "NodeCpu", "WindowError"]
+__all__ = ["IdleBaseline", "Measurement", "MeasurementWindows", "NodeCpu", "WindowError"]
+
+#: Host CPU utilisation (busy CPU-s / (window s x CPUs)) above which an idle window is "busy":
+#: other processes' load is then in its power samples, so they are no idle baseline.
+BUSY_HOST_UTILISATION = 0.10
 
 
 class WindowError(CarbonEdgeError):
@@ -72,6 +77,54 @@ class Measurement:
     def method_label(self) -> str:
         """``cpu=... gpu=... ram=...``: how each component's energy was obtained."""
         return self.reading.method_label
+
+
+@dataclass(frozen=True)
+class IdleBaseline:
+    """The CPU idle baseline of ``cputime`` attribution and how it was chosen.
+
+    Attributes:
+        power_w: the baseline used, W.
+        source: ``model-floor`` (the meter's CPU model at zero load, e.g. CodeCarbon's
+            ``0.1 x TDP``), ``measured`` (lowest CPU sample of an idle window on a quiet host)
+            or ``measured-busy`` (same, but the host was busy and no model floor is known:
+            an overestimate).
+        measured_min_w: lowest CPU power sample of the idle window, W.
+        model_floor_w: the meter's CPU power at zero load, W (None where unknown).
+        host_utilisation: busy share of all host CPUs during the idle window (0-1; None
+            where unknown).
+        duration_s: length of the idle window, s.
+    """
+
+    power_w: float
+    source: str
+    measured_min_w: float
+    model_floor_w: float | None
+    host_utilisation: float | None
+    duration_s: float
+
+    def describe(self) -> str:
+        util = (
+            f"{100 * self.host_utilisation:.0f}%"
+            if self.host_utilisation is not None
+            else "unknown"
+        )
+        seen = (
+            f"idle window of {self.duration_s:.0f} s: lowest CPU sample "
+            f"{self.measured_min_w:.3f} W, host CPUs {util} busy"
+        )
+        if self.source == "model-floor":
+            return (
+                f"{self.power_w:.3f} W, the energy model's CPU floor at zero load "
+                f"(CodeCarbon CPU-load model: 0.1 x TDP) — {seen}"
+            )
+        if self.source == "measured-busy":
+            return (
+                f"{self.power_w:.3f} W measured on a BUSY host (> "
+                f"{100 * BUSY_HOST_UTILISATION:.0f}%) and no model floor known: static "
+                f"energy is overestimated — {seen}"
+            )
+        return f"{self.power_w:.3f} W measured — {seen}"
 
 
 class NodeCpu:
@@ -179,12 +232,33 @@ class MeasurementWindows:
                 self._idle.append(w.meter)
 
     def idle_cpu_power_w(self, duration_s: float) -> float:
-        """CPU idle baseline (W): the lowest CPU power sample of a window of ``duration_s`` s
-        in which nothing is run, or its mean CPU power without samples."""
+        """CPU idle baseline (W): :meth:`idle_baseline`'s ``power_w``."""
+        return self.idle_baseline(duration_s).power_w
+
+    def idle_baseline(self, duration_s: float) -> IdleBaseline:
+        """Measure a window of ``duration_s`` s in which the fleet runs nothing, and choose the
+        CPU idle baseline: the meter's model floor where it declares one
+        (``details["cpu_idle_floor_w"]``: a model's zero-load power is exact, whatever else
+        the host runs), else the lowest CPU sample (or the mean without samples), flagged
+        ``measured-busy`` when other processes kept the host's CPUs over
+        :data:`BUSY_HOST_UTILISATION` busy in the same window (psutil)."""
         name = f"idle-{time.monotonic_ns()}"
         self.begin_window(name)
         time.sleep(duration_s)
-        reading = self.end_window(name).reading
+        m = self.end_window(name)
+        reading = m.reading
         powers = [s.cpu_w for s in reading.samples if s.t_s > 0]
-        value = min(powers) if powers else reading.mean_power_w("cpu")
-        return value if math.isfinite(value) else 0.0
+        low = min(powers) if powers else reading.mean_power_w("cpu")
+        low = low if math.isfinite(low) else 0.0
+        util = None
+        if m.host_cpu_s is not None and m.duration_s > 0:
+            util = m.host_cpu_s / (m.duration_s * (os.cpu_count() or 1))
+        try:
+            floor: float | None = float(reading.info.details["cpu_idle_floor_w"])
+        except (KeyError, ValueError):
+            floor = None
+        if floor is not None and math.isfinite(floor) and floor >= 0:
+            return IdleBaseline(floor, "model-floor", low, floor, util, m.duration_s)
+        busy = util is not None and util > BUSY_HOST_UTILISATION
+        source = "measured-busy" if busy else "measured"
+        return IdleBaseline(low, source, low, None, util, m.duration_s)

@@ -74,8 +74,13 @@ def environment(
         notes=(
             "Scheduler power estimate (Eq. 4 P_node): each node's power while running a task "
             "(fleet telemetry)",
-            f"CPU idle baseline (cputime): {ctx.idle_cpu_power_w:.3f} W, the lowest CPU power "
-            f"sample of a {IDLE_WINDOW_S:.0f} s window with the fleet idle before the runs",
+            "CPU idle baseline (cputime): "
+            + (
+                ctx.idle_baseline.describe()
+                if ctx.idle_baseline is not None
+                else f"{ctx.idle_cpu_power_w or 0.0:.3f} W"
+            )
+            + f" (source: {ctx.idle_baseline.source if ctx.idle_baseline else 'given'})",
             f"{ctx.ledger_rows} ledger rows",
             _slo_note(params, ctx),
         ),

@@ -123,7 +123,8 @@ def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path, energy_rate: str
         for _mode, w in modes_wc:
             ax.axvline(w, color="gray", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:  # no sweep (sweep_points = 0): nothing to label
+            ax.legend(fontsize=7, loc="best")
     for mode, w in modes_wc:
         axes[0].annotate(
             mode,

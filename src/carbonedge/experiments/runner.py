@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from carbonedge.carbon import EnergyMeter
-from carbonedge.engine import Engine, EngineError, Measurement, Outcome
+from carbonedge.engine import Engine, EngineError, IdleBaseline, Measurement, Outcome
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.experiments.accounting import Accounted, account
 from carbonedge.experiments.environment import IDLE_WINDOW_S, environment
@@ -78,6 +78,7 @@ class _Ctx:
         self.ledger_rows = 0
         self.methods: list[dict[str, str]] = []
         self.idle_cpu_power_w: float | None = None
+        self.idle_baseline: IdleBaseline | None = None
         self.slo_ms: dict[str, float] = {}
 
     def states(self, model: str | None = None) -> list[Any]:
@@ -443,8 +444,10 @@ def run_experiment(
                 ctx.pipelines[model], plans[model] = amp4ec_pipeline(engine.fleet, model, params)
             except (CarbonEdgeError, ValueError) as exc:
                 raise ExperimentError(f"AMP4EC: cannot partition {model!r}: {exc}") from exc
-        # One idle window (fleet idle): the CPU idle baseline of every cputime window.
-        ctx.idle_cpu_power_w = engine.windows.idle_cpu_power_w(IDLE_WINDOW_S)
+        # One idle window (fleet idle): the CPU idle baseline of every cputime window (the
+        # meter's model floor where it has one: a busy host would inflate a measured one).
+        ctx.idle_baseline = engine.windows.idle_baseline(IDLE_WINDOW_S)
+        ctx.idle_cpu_power_w = ctx.idle_baseline.power_w
         sweep_model = params.resolved_sweep_model
         if sweep_model not in ctx.keys:
             ctx.keys[sweep_model] = engine.fleet.deploy(
