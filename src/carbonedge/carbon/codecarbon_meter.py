@@ -116,32 +116,37 @@ class CodeCarbonMeter:
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
         self._started_at: datetime | None = None
-        self._origin: tuple[float, tuple[float, float, float]] | None = None
         self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
+        self._before_last = self._last
+        self._measured = False
 
     def _record(self, total: Any, delta: Any) -> None:
         """Turn CodeCarbon's cumulative totals into a power sample (W) per interval.
 
-        Cumulative energy and duration are used rather than ``delta`` because CodeCarbon's
-        first measurement (inside ``start()``) covers a shorter span than its duration stamp;
-        intervals under 50 ms (the final flush in ``stop()``) carry no new energy and are
-        skipped. The first call only sets the origin ``t_s = 0``.
+        Cumulative energy and duration (since the tracker started) are used rather than
+        ``delta``, so that the samples, step-integrated, add up to CodeCarbon's own total: the
+        first sample covers the tracker's start up to its first measurement (inside
+        ``start()``), and an interval under 50 ms (the final flush in ``stop()``) is merged
+        into the sample before it rather than dropped with its energy.
         """
         t_s = float(total.duration)
         energy = (float(total.cpu_energy), float(total.gpu_energy), float(total.ram_energy))
         with self._lock:
-            if self._origin is None:
-                self._origin = (t_s, energy)
-                self._last = self._origin
-                return
+            self._measured = True
             last_t, last_e = self._last
+            if t_s - last_t < 0.05:
+                if not self._samples:
+                    return  # too short to be a rate: the next interval will include it
+                last_t, last_e = self._before_last  # widen the last interval to now
+                self._samples.pop()
+                if len(self._samples) == 1:
+                    self._samples.pop()  # the t = 0 copy of the first interval
             dt_s = t_s - last_t
-            if dt_s < 0.05:
-                return
             watts = [(e - le) * JOULES_PER_KWH / dt_s for e, le in zip(energy, last_e, strict=True)]
             if not self._samples:
                 self._samples.append(PowerSample(0.0, *watts))
-            self._samples.append(PowerSample(t_s - self._origin[0], *watts))
+            self._samples.append(PowerSample(t_s, *watts))
+            self._before_last = (last_t, last_e)
             self._last = (t_s, energy)
 
     def start(self) -> None:
@@ -163,7 +168,8 @@ class CodeCarbonMeter:
 
         cfg = self.config
         self._samples = []
-        self._origin = None
+        self._last = self._before_last = (0.0, (0.0, 0.0, 0.0))
+        self._measured = False
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=cfg.country_iso_code,
             region=cfg.region,
@@ -182,7 +188,7 @@ class CodeCarbonMeter:
         self._started_at = datetime.now(UTC)
         self._tracker.start()  # CodeCarbon swallows its own exceptions here
         with self._lock:
-            started = self._origin is not None
+            started = self._measured
         if not started:
             self._tracker = None
             raise MeterError(

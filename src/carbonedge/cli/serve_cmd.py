@@ -42,6 +42,30 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="largest request body in MiB (default 10)",
     )
     p.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=10.0,
+        help="seconds a client may take to send a request head (default 10; then 408)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=60.0,
+        help="seconds a client may take to send a request body (default 60; then 408)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        help="open connections at once (default 512; one more: 503)",
+    )
+    p.add_argument(
+        "--max-decodes",
+        type=int,
+        default=1,
+        help="images decoded at once (default 1; ~0.8 GiB each at the pixel limit)",
+    )
+    p.add_argument(
         "--tenants",
         type=Path,
         default=None,
@@ -63,6 +87,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not args.max_body_mb > 0 or args.max_body_mb == float("inf"):
         raise ConfigError(f"--max-body-mb must be a number > 0, got {args.max_body_mb}")
+    from carbonedge.cli.checks import integer, number
+    from carbonedge.serve.limits import ServerLimits
+
+    for option in ("--header-timeout-s", "--body-timeout-s"):
+        value = getattr(args, option[2:].replace("-", "_"))
+        number("serve", option, value, above=0.0, maximum=3600.0)
+    integer("serve", "--max-connections", args.max_connections, minimum=1, maximum=1_000_000)
+    integer("serve", "--max-decodes", args.max_decodes, minimum=1, maximum=1024)
+    limits = ServerLimits(
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        max_connections=args.max_connections,
+        max_decodes=args.max_decodes,
+    )
     from carbonedge.serve.tenants import default_tenants_path, open_gate
 
     if args.tenants is not None and not args.tenants.is_file():
@@ -78,12 +116,17 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_body_bytes=int(args.max_body_mb * 2**20),
+        limits=limits,
         tenants=args.tenants if args.tenants is not None else default_tenants_path(),
         allow_open=args.allow_open,
         engine=engine_settings(args, run_prefix="serve"),
     )
     # refuse an open server on a public address now, not after the fleet has started
     open_gate(config.tenants, config.host, allow_open=config.allow_open).close()
+    # and a ledger that cannot be opened (a foreign 'tasks' table, a path under a file)
+    from carbonedge.carbon.ledger import open_ledger_db
+
+    open_ledger_db(Path(config.engine.ledger_path)).close()
     stop = threading.Event()
 
     def _on_term(signum: int, frame: FrameType | None) -> None:

@@ -514,6 +514,15 @@ class Engine:
         node = result.node
         self.cpu.record(node, result.cpu_s)
         self._exec_s += 0.05 * (result.exec_ms / batch_size / 1000.0 - self._exec_s)
+        if not _finite(result.output):  # a failure, not a prediction: no row, no success
+            self._fail(
+                req,
+                TaskFailed(
+                    f"node {node!r}, task {req.task_id!r}: the model's output is not finite "
+                    "(NaN or infinity)"
+                ),
+            )
+            return
         assert req.intensity is not None
         pue = self._pue[node]
         charge = charge_task(
@@ -611,6 +620,17 @@ def _outcome_maker(
         )
 
     return make
+
+
+def _finite(output: Any) -> bool:
+    """False for a numeric array (numpy, or any that numpy can view) holding NaN or infinity."""
+    import numpy as np
+
+    try:
+        values = np.asarray(output)
+    except Exception:  # not array-like (a pipeline stage's own structure): nothing to check
+        return True
+    return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())
 
 
 def _no_meter() -> EnergyMeter:

@@ -15,10 +15,12 @@ from carbonedge.serve.errors import (
     NoEligibleNode,
     Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
     ServeError,
     TaskFailed,
     TaskTimeout,
 )
+from carbonedge.serve.limits import ServerLimits
 from carbonedge.serve.metrics import ServeMetrics
 from carbonedge.serve.server import ServeApp, launch
 
@@ -29,10 +31,12 @@ __all__ = [
     "NoEligibleNode",
     "Overloaded",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServeApp",
     "ServeConfig",
     "ServeError",
     "ServeMetrics",
+    "ServerLimits",
     "TaskFailed",
     "TaskTimeout",
     "create_app",

@@ -36,7 +36,8 @@ from carbonedge.carbon import EmbodiedProfile, sci_score
 from carbonedge.engine import Engine, Outcome
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.decode import decode_body
-from carbonedge.serve.errors import BadRequest, PayloadTooLarge, ServeError
+from carbonedge.serve.errors import ServeError
+from carbonedge.serve.limits import RequestLimiter
 from carbonedge.serve.metrics import CONTENT_TYPE, ServeMetrics
 from carbonedge.serve.provenance import Provenance, model_provenance
 from carbonedge.serve.tenants import Admission, TenantGate
@@ -175,6 +176,8 @@ def _serve_error(exc: ServeError, request_id: str | None) -> JSONResponse:
     response = _error(exc.status, str(exc), request_id, **extra)
     if exc.retry_after_s is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    if getattr(exc, "close_connection", False):  # the rest of its body is never read
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -185,12 +188,15 @@ def create_app(
     extra_routers: Sequence[APIRouter] = (),
     tenants: TenantGate | None = None,
     provenance: Provenance | None = None,
+    limiter: RequestLimiter | None = None,
 ) -> FastAPI:
     """The ASGI application serving ``model_key`` on ``engine`` (plus ``extra_routers``).
 
     ``tenants``: API keys and budgets (None: open, no keys); ``provenance``: class names and
-    the weights' source in every answer (None: read once here)."""
+    the weights' source in every answer (None: read once here); ``limiter``: body deadline
+    and memory budget, concurrent decodes (None: one from ``config.limits``)."""
     metrics = ServeMetrics(engine)
+    limits = limiter or RequestLimiter(config.limits, config.max_body_bytes)
     gate = tenants or TenantGate(None)
     prov = provenance or model_provenance(config.model, config.weights, config.seed)
     started = time.monotonic()
@@ -260,12 +266,11 @@ def create_app(
             return _error(400, "X-Request-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         request_id = given or uuid.uuid4().hex
         try:
-            body = await _read_body(request, config.max_body_bytes)
-            t0 = time.perf_counter()
-            batch = await run_in_threadpool(
-                decode_body, body, request.headers.get("content-type", "")
-            )
-            decode_ms = (time.perf_counter() - t0) * 1000.0
+            async with limits.body(request) as body:
+                t0 = time.perf_counter()
+                content_type = request.headers.get("content-type", "")
+                batch = await limits.decode(decode_body, body, content_type)
+                decode_ms = (time.perf_counter() - t0) * 1000.0
             future = engine.submit(
                 batch,
                 model_key,
@@ -378,21 +383,3 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            n = int(length)
-        except ValueError:
-            raise BadRequest(f"bad Content-Length {length!r}") from None
-        if n > limit:
-            raise PayloadTooLarge(f"body of {n} bytes is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

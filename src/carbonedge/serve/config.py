@@ -8,6 +8,7 @@ from typing import Literal
 
 from carbonedge.engine import EngineSettings
 from carbonedge.errors import ConfigError
+from carbonedge.serve.limits import ServerLimits
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -29,6 +30,8 @@ class ServeConfig:
         tenants: the tenants file (API keys, budgets; ``carbonedge tenants``); None or a
             missing file: no tenants, requests need no key (loopback addresses only).
         allow_open: serve without tenants on an address other than loopback.
+        limits: time per request head and body, open connections, bodies held at once,
+            concurrent decodes (:class:`carbonedge.serve.limits.ServerLimits`).
         engine: the fleet, backend, scheduler, meter, ledger and admission settings.
     """
 
@@ -42,6 +45,7 @@ class ServeConfig:
     backlog: int = 2048
     tenants: Path | None = None
     allow_open: bool = False
+    limits: ServerLimits = field(default_factory=ServerLimits)
     engine: EngineSettings = field(default_factory=lambda: EngineSettings(run_prefix="serve"))
 
     def __post_init__(self) -> None:

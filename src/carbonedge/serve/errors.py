@@ -14,6 +14,7 @@ __all__ = [
     "NoEligibleNode",
     "Overloaded",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServeError",
     "TaskFailed",
     "TaskTimeout",
@@ -30,3 +31,9 @@ class PayloadTooLarge(ServeError):
     """The body is larger than the configured limit (``max_body_bytes``)."""
 
     status = 413
+
+
+class RequestTimeout(ServeError):
+    """The client did not send its request (head or body) within the server's time limit."""
+
+    status = 408

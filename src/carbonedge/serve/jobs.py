@@ -45,7 +45,8 @@ from carbonedge.errors import ConfigError
 from carbonedge.scheduling import Scheduler, ShiftPlan, best_start
 from carbonedge.serve.app import top_k
 from carbonedge.serve.decode import decode_image
-from carbonedge.serve.errors import BadRequest, PayloadTooLarge, ServeError
+from carbonedge.serve.errors import BadRequest, ServeError
+from carbonedge.serve.limits import RequestLimiter, ServerLimits
 from carbonedge.serve.provenance import Provenance
 from carbonedge.serve.tenants import Admission, TenantGate
 
@@ -383,19 +384,6 @@ class JobRunner:
         }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"body of {length} bytes is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _decode_all(encoded: list[str]) -> list[bytes]:
     images = []
     for i, text in enumerate(encoded):
@@ -411,9 +399,16 @@ def _decode_all(encoded: list[str]) -> list[bytes]:
     return images
 
 
-def jobs_router(runner: JobRunner, gate: TenantGate, max_body_bytes: int) -> APIRouter:
-    """``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` over ``runner``."""
+def jobs_router(
+    runner: JobRunner,
+    gate: TenantGate,
+    max_body_bytes: int,
+    limiter: RequestLimiter | None = None,
+) -> APIRouter:
+    """``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` over ``runner``; ``limiter``: the body's
+    deadline and memory budget, concurrent decodes (None: the default limits)."""
     router = APIRouter()
+    limits = limiter or RequestLimiter(ServerLimits(), max_body_bytes)
     schema = JobRequest.model_json_schema()
 
     @router.post(
@@ -432,15 +427,16 @@ def jobs_router(runner: JobRunner, gate: TenantGate, max_body_bytes: int) -> API
         },
     )
     async def create_job(request: Request, admission: Admission = Depends(gate.admit)) -> Response:
-        body = await _read_body(request, max_body_bytes)
-        try:
-            job = JobRequest.model_validate_json(body)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-            raise BadRequest(f"bad job: {problems}") from None
-        images = await run_in_threadpool(_decode_all, job.images)
+        async with limits.body(request) as body:
+            try:
+                job = JobRequest.model_validate_json(body)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise BadRequest(f"bad job: {problems}") from None
+            images = await limits.decode(_decode_all, job.images)
         view = await run_in_threadpool(runner.submit, images, job.deadline, admission.tenant)
         return JSONResponse(view, status_code=202, headers={"Location": f"/v1/jobs/{view['id']}"})
 

@@ -32,6 +32,7 @@ from carbonedge.serve.app import create_app
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.dashboard import dashboard_router
 from carbonedge.serve.jobs import JobRunner, jobs_path, jobs_router
+from carbonedge.serve.limits import RequestLimiter, limited_h11
 from carbonedge.serve.provenance import model_provenance
 from carbonedge.serve.tenants import open_gate, tenants_router
 
@@ -75,10 +76,11 @@ class ServeApp:
         except BaseException:
             self.tenants.close()
             raise
+        limiter = RequestLimiter(config.limits, config.max_body_bytes)
         routers = [
             dashboard_router(engine, tenants=self.tenants.budget_table),
             tenants_router(self.tenants),
-            jobs_router(self.jobs, self.tenants, config.max_body_bytes),
+            jobs_router(self.jobs, self.tenants, config.max_body_bytes, limiter=limiter),
         ]
         self.app = create_app(
             engine,
@@ -87,6 +89,7 @@ class ServeApp:
             extra_routers=routers,
             tenants=self.tenants,
             provenance=self.provenance,
+            limiter=limiter,
         )
         try:
             self._socket = socket.create_server(
@@ -99,6 +102,8 @@ class ServeApp:
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                http=limited_h11(config.limits),  # head deadline, connection cap
+                ws="none",
                 log_level="warning",
                 access_log=False,
                 backlog=config.backlog,

@@ -1,0 +1,119 @@
+"""Three ways to turn the same run windows into gCO2 per inference, side by side (issue 12).
+
+All three use the same measurements (each run's window length, the nodes' CPU seconds, the
+host meter's energy) and Eq. 2 per node, ``C = E_node x I_node x PUE_node``; they differ in
+``E_node``:
+
+- ``quota`` (the paper's IV.A.1): host energy, static energy included, pooled over every
+  window (``rate = sum E_host / sum window_s``, kWh/s) and split by CPU-quota share:
+  ``E_node = rate x window_s x q_node / sum_q``. Every configuration gets the same
+  quota-weighted intensity, so carbon follows the run's duration only.
+- ``cputime`` (ours, the default): active energy by CPU time at the pooled rate per node
+  CPU-second (:mod:`carbonedge.experiments.rates`); static energy and other processes left out.
+- ``device-profile``: each node's own power profile (fleet spec, ``idle_w + (max_w - idle_w)
+  x u``) at its utilisation in the window, ``u = cpu_s_node / (q_node x window_s)``:
+  ``E_node = P_node(u) x window_s`` — what a fleet of real devices of those profiles would
+  draw (idle power of every node included; no host meter involved).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from carbonedge.experiments.params import MONOLITHIC
+from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
+from carbonedge.experiments.stats import MeanCI, mean_ci
+from carbonedge.fleet.spec import FleetSpec, load_fleet
+
+__all__ = ["ACCOUNTING_METHODS", "MethodFigures", "by_method", "describe", "g_per_inf"]
+
+#: Names in the order the report shows them.
+ACCOUNTING_METHODS = ("quota", "cputime", "device-profile")
+
+_WS_PER_KWH = 3_600_000.0
+
+
+@dataclass(frozen=True)
+class MethodFigures:
+    """One configuration under one accounting method: gCO2 per inference (mean, CI over
+    repeats) and the reduction vs Monolithic (%, paired by repeat)."""
+
+    method: str
+    g_per_inf: MeanCI
+    reduction_pct: MeanCI
+
+
+def _quota_rate(result: ExperimentResult) -> float:
+    """Host energy per second of window, kWh/s, pooled over every run and sweep window."""
+    windows: Sequence[RunRecord | SweepRecord] = (*result.runs, *result.sweep)
+    energy = math.fsum(w.host_energy_kwh for w in windows)
+    seconds = math.fsum(w.window_s for w in windows)
+    return energy / seconds if seconds > 0 else math.nan
+
+
+def g_per_inf(
+    result: ExperimentResult, run: RunRecord, method: str, spec: FleetSpec, quota_rate: float
+) -> float:
+    """gCO2 per inference of ``run`` under ``method`` (see the module docstring)."""
+    nodes = {n[0]: n for n in result.env.nodes}  # (name, quota, memory_mb, I, PUE)
+    if run.n_tasks <= 0:
+        return math.nan
+    if method == "cputime":
+        if result.params.attribution != "cputime":
+            return math.nan
+        pooled = result.runs if result.energy_rate == "pooled" else result.other_rate_runs
+        same = [r for r in pooled if r.run_id == run.run_id]
+        return same[0].carbon_g / same[0].n_tasks if same else math.nan
+    if method == "quota":
+        total_q = math.fsum(n[1] for n in nodes.values())
+        g = math.fsum(
+            quota_rate * run.window_s * q / total_q * i * pue for _, q, _, i, pue in nodes.values()
+        )
+        return g / run.n_tasks
+    if method == "device-profile":
+        profiles = {n.name: n.power for n in spec.nodes}
+        g = 0.0
+        for name, q, _, i, pue in nodes.values():
+            power = profiles.get(name)
+            if power is None or run.window_s <= 0:
+                return math.nan
+            u = run.node_cpu_s.get(name, 0.0) / (q * run.window_s)
+            g += power.power_w(u) * run.window_s / _WS_PER_KWH * i * pue
+        return g / run.n_tasks
+    raise ValueError(f"unknown accounting method {method!r}; one of {ACCOUNTING_METHODS}")
+
+
+def by_method(
+    result: ExperimentResult, model: str, config: str, spec: FleetSpec | None = None
+) -> dict[str, MethodFigures]:
+    """``config`` of ``model`` under every method in :data:`ACCOUNTING_METHODS`. ``spec``: the
+    fleet whose power profiles ``device-profile`` uses (None: ``params.fleet_file``)."""
+    spec = spec or load_fleet(result.params.fleet_file)
+    rate = _quota_rate(result)
+    # Runs are matched by repeat (the runs of result.runs are charged at the chosen rate; the
+    # window figures used here are the same under both rates).
+    runs = {r.repeat: r for r in result.runs_of(model, config)}
+    mono = {r.repeat: r for r in result.runs_of(model, MONOLITHIC)}
+    out: dict[str, MethodFigures] = {}
+    for method in ACCOUNTING_METHODS:
+        gs = {k: g_per_inf(result, r, method, spec, rate) for k, r in runs.items()}
+        ms = {k: g_per_inf(result, r, method, spec, rate) for k, r in mono.items()}
+        reds = [(1.0 - gs[k] / ms[k]) * 100.0 for k in gs if k in ms and ms[k] > 0]
+        out[method] = MethodFigures(method, mean_ci(list(gs.values())), mean_ci(reds))
+    return out
+
+
+def describe(figures: Mapping[str, MethodFigures]) -> str:
+    """``quota (paper) +x% ± y; cputime (ours) ...; device-profile ...`` for a reason cell."""
+    label = {"quota": "quota (paper)", "cputime": "cputime (ours)"}
+    parts = []
+    for m, f in figures.items():
+        r = f.reduction_pct
+        if math.isnan(r.mean):
+            parts.append(f"{label.get(m, m)} n/a")
+            continue
+        ci = f" ± {r.half_width:.1f}" if not math.isnan(r.half_width) else ""
+        parts.append(f"{label.get(m, m)} {r.mean:+.1f}%{ci}")
+    return "; ".join(parts)
