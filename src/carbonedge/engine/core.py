@@ -489,12 +489,18 @@ class Engine:
                     ),
                 )
             return
-        self._finished_one()
         if exc is not None:
+            self._finished_one()
             for req in group:
                 self._fail(req, TaskFailed(f"node {node!r} failed task {req.task_id!r}: {exc}"))
             return
-        result = future.result()
+        try:
+            self._record_group(group, future.result())
+        finally:  # only now: a draining close() must see every row queued to the ledger
+            self._finished_one()
+
+    def _record_group(self, group: list[_Request], result: TaskResult) -> None:
+        """Charge and record each task of a finished (batch) task."""
         n = len(group)
         for i, req in enumerate(group):
             mine = result
