@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "fleet_cmd",
     "partition_cmd",
     "reproduce_cmd",
+    "temporal_cmd",
     "future_cmd",
     "serve_cmd",
     "tenants_cmd",

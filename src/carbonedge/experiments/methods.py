@@ -22,12 +22,20 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from carbonedge.errors import CarbonEdgeError
 from carbonedge.experiments.params import MONOLITHIC
 from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
 from carbonedge.experiments.stats import MeanCI, mean_ci
 from carbonedge.fleet.spec import FleetSpec, load_fleet
 
-__all__ = ["ACCOUNTING_METHODS", "MethodFigures", "by_method", "describe", "g_per_inf"]
+__all__ = [
+    "ACCOUNTING_METHODS",
+    "MethodFigures",
+    "by_method",
+    "describe",
+    "g_per_inf",
+    "methods_table",
+]
 
 #: Names in the order the report shows them.
 ACCOUNTING_METHODS = ("quota", "cputime", "device-profile")
@@ -117,3 +125,38 @@ def describe(figures: Mapping[str, MethodFigures]) -> str:
         ci = f" ± {r.half_width:.1f}" if not math.isnan(r.half_width) else ""
         parts.append(f"{label.get(m, m)} {r.mean:+.1f}%{ci}")
     return "; ".join(parts)
+
+
+def methods_table(result: ExperimentResult, model: str) -> str:
+    """Markdown: every configuration of ``model`` under the three methods (gCO2/inf and the
+    reduction vs Monolithic, mean ± 95% CI over repeats)."""
+    from carbonedge.experiments.params import config_labels
+
+    try:
+        spec = load_fleet(result.params.fleet_file)
+    except CarbonEdgeError as exc:
+        return f"Not computed: {exc}"
+    head = " | ".join(f"{m}: gCO2/inf | {m}: vs Mono" for m in ACCOUNTING_METHODS)
+    lines = [f"| Configuration | {head} |", "|---" * (1 + 2 * len(ACCOUNTING_METHODS)) + "|"]
+    for config in config_labels():
+        if not result.runs_of(model, config):
+            continue
+        figs = by_method(result, model, config, spec)
+        cells = []
+        for m in ACCOUNTING_METHODS:
+            g, r = figs[m].g_per_inf, figs[m].reduction_pct
+            g_txt = (
+                "n/a"
+                if math.isnan(g.mean)
+                else f"{g.mean:.3e}"
+                + ("" if math.isnan(g.half_width) else f" ± {g.half_width:.1e}")
+            )
+            r_txt = (
+                "n/a"
+                if math.isnan(r.mean)
+                else f"{r.mean:+.1f}%"
+                + ("" if math.isnan(r.half_width) else f" ± {r.half_width:.1f}")
+            )
+            cells += [g_txt, r_txt]
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ from carbonedge.experiments.energy_notes import (
     rate_text,
     static_text,
 )
+from carbonedge.experiments.methods import methods_table
 from carbonedge.experiments.params import CE_SLO, MONOLITHIC, ce_label
 from carbonedge.experiments.records import ConfigSummary, ExperimentResult, RunRecord, summaries
 from carbonedge.experiments.stats import MeanCI, percentile
@@ -292,6 +293,10 @@ def write_report(
         "",
         f"Parameters: `{params.canonical_json()}`",
     ]
+    accounting = (
+        f"Accounting: `{params.attribution}` attribution, `{result.energy_rate}` energy rate "
+        '(the other methods: the verdict\'s first row and "Accounting methods side by side").'
+    )
     lines = [
         "# CarbonEdge reproduction report",
         "",
@@ -315,13 +320,26 @@ def write_report(
         "",
         f"## Table II — {model}",
         "",
+        accounting,
+        "",
         render_ii(rows_ii, markdown=True),
         "",
         slo_note(rows_ii),
         "",
         "## Table IV — all models",
         "",
+        accounting,
+        "",
         render_iv(table_iv(result, sums), markdown=True),
+        "",
+        f"## Accounting methods side by side — {model}",
+        "",
+        "The same run windows under the paper's `quota` apportionment (host energy, static "
+        "included, by CPU-quota share), our `cputime` (active energy by CPU time, pooled rate) "
+        "and `device-profile` (each node's fleet power profile at its own utilisation); "
+        "Eq. 2 per node each time (`experiments.methods`).",
+        "",
+        methods_table(result, model),
         "",
         "## Table V — node usage (% of tasks)",
         "",
