@@ -115,6 +115,8 @@ class CodeCarbonMeter:
         self._tracker: Any = None
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
+        self._ticks = threading.Lock()
+        self._stopping = False
         self._started_at: datetime | None = None
         self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
         self._before_last = self._last
@@ -148,6 +150,30 @@ class CodeCarbonMeter:
             self._samples.append(PowerSample(t_s, *watts))
             self._before_last = (last_t, last_e)
             self._last = (t_s, energy)
+
+    def _guard_ticks(self, tracker: Any) -> None:
+        """Serialise CodeCarbon's periodic measurements with ``stop()``.
+
+        CodeCarbon 3's ``PeriodicScheduler.stop()`` cancels the next timer but does not wait for
+        a measurement already running in a timer thread; one that runs while ``stop()`` resets
+        the tracker raises ``TypeError`` in that thread (seen under load). Each periodic
+        function is wrapped so that it runs under this meter's lock and is skipped once
+        ``stop()`` has begun. Where CodeCarbon's internals differ, nothing is wrapped.
+        """
+        self._stopping = False
+        for name in ("_scheduler", "_scheduler_monitor_power"):
+            scheduler: Any = getattr(tracker, name, None)
+            function = getattr(scheduler, "function", None)
+            if scheduler is None or function is None:
+                continue
+
+            def guarded(*args: Any, _run: Any = function, **kwargs: Any) -> Any:
+                with self._ticks:
+                    if self._stopping:
+                        return None
+                    return _run(*args, **kwargs)
+
+            scheduler.function = guarded
 
     def start(self) -> None:
         """Start CodeCarbon (first call in a process: ~2 s of hardware detection)."""
@@ -186,6 +212,7 @@ class CodeCarbonMeter:
             log_level=cfg.log_level,
         )
         self._started_at = datetime.now(UTC)
+        self._guard_ticks(self._tracker)
         self._tracker.start()  # CodeCarbon swallows its own exceptions here
         with self._lock:
             started = self._measured
@@ -201,7 +228,9 @@ class CodeCarbonMeter:
         tracker, self._tracker = self._tracker, None
         if tracker is None:
             raise MeterError("CodeCarbonMeter.stop() called before start()")
-        tracker.stop()
+        with self._ticks:  # no periodic measurement may run during or after stop()
+            self._stopping = True
+            tracker.stop()
         data = getattr(tracker, "final_emissions_data", None)
         if data is None:
             raise MeterError("CodeCarbon's tracker stopped without final emissions data")

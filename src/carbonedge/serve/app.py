@@ -6,6 +6,9 @@ Routes (OpenAPI schema at ``/openapi.json``):
   top-5, the node the scheduler chose, the latency, and the request's energy (kWh) and carbon
   (gCO2) with how they were obtained. Refusals are 503 with ``Retry-After`` and the reason.
 - ``GET /v1/health``, ``GET /v1/nodes``, ``GET /v1/ledger?limit=N``, ``GET /metrics``.
+- From other modules, through ``extra_routers``: ``GET /v1/tenant`` (``serve.tenants``),
+  ``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` (``serve.jobs``), ``GET /dashboard``
+  (``serve.dashboard``).
 
 The handler only decodes (in a worker thread: ~8 ms of CPU), submits to the engine and awaits
 the task's future without holding a thread, so thousands of requests can wait for a node while
