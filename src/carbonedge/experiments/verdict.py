@@ -1,7 +1,8 @@
 """The verdict table: one row per paper claim, ours beside it, a verdict and one reason; and the
 self-checks that flag, in words, any contradiction between where tasks ran and what they cost.
 
-Verdicts: ``reproduced`` (the paper's value lies in our 95% CI, or within a small tolerance of
+Verdicts: ``inconclusive`` (the paper's value lies in our 95% CI, but the CI is wider than the
+effect itself), ``reproduced`` (the paper's value lies in our 95% CI, or within a small tolerance of
 our mean: 5 points for percentages, 0.05 for ratios, 5 points of share), ``differs`` (same
 direction, other size), ``not reproduced`` (opposite direction, no effect, or a carbon figure
 that where the tasks ran and the measured energy per inference cannot explain). Each row also
@@ -69,8 +70,10 @@ def _agree(ci: MeanCI, target: float, tol: float) -> str:
     if ci.n == 0 or math.isnan(ci.mean):
         return "not run"
     inside = ci.n > 1 and not math.isnan(ci.half_width) and ci.low <= target <= ci.high
-    if inside or abs(ci.mean - target) <= tol:
+    if abs(ci.mean - target) <= tol:
         return "reproduced"
+    if inside:  # the paper's value is in our CI, but is the CI narrower than the effect?
+        return "reproduced" if ci.half_width < abs(target) else "inconclusive"
     return "differs" if (ci.mean > 0) == (target > 0) else "not reproduced"
 
 
@@ -161,6 +164,11 @@ def _reduction_row(
             )
     else:
         reason = f"{where}; shares x calibrated energy/inf predict {exp_red:+.1f}%"
+        if verdict == "reproduced" and share < 50.0:
+            # the paper's cut comes from placing tasks on the green node; a matching number
+            # without that placement is not the paper's effect
+            verdict = "differs"
+            reason = f"the figure matches but not the mechanism: {reason}"
     return Verdict(claim, f"{target:+.1f}%", _fmt(red, "%"), verdict, reason, _ci_ok(red))
 
 
