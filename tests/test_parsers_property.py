@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from carbonedge.carbon import CsvTrace
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.fleet import load_fleet
+from carbonedge.fleet.spec import _NODE_KEYS
 from carbonedge.scheduling.fleet_file import load_fleet_file
 
 SETTINGS = settings(
@@ -74,21 +75,8 @@ DEEP = st.sampled_from([1, 3, 31, 32, 33, 200, 3000]).map(Deep)
 PLAUSIBLE = st.floats(min_value=0.1, max_value=1e4) | st.integers(min_value=1, max_value=4096)
 FIELD_VALUES = _mostly(PLAUSIBLE, NUMBERS | SCALARS | VALUES | DEEP)
 
-FLEET_KEYS = [
-    "name",
-    "cpu_quota",
-    "memory_mb",
-    "zone",
-    "intensity_g_per_kwh",
-    "idle_w",
-    "max_w",
-    "power",
-    "pue",
-    "device",
-    "embodied_kgco2e",
-    "lifetime_years",
-    "embodied_source",
-]
+# every key the loader knows, so that a key added there is fuzzed here too
+FLEET_KEYS = sorted(_NODE_KEYS)
 FLEET_NODE = {
     "name": "a",
     "cpu_quota": 0.5,

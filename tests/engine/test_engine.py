@@ -304,3 +304,18 @@ def test_dynamic_batching_runs_one_batch_and_splits_its_cost(tmp_path: Path) -> 
     assert len(rows) == 4 and len({r[1] for r in rows}) == 1  # one node ran them all
     # the batch's cost, split: four shares of 0.01 CPU-s at the node's rate
     assert sum(r[8] for r in rows) == pytest.approx(4 * rows[0][8], rel=1e-12)
+
+
+def test_explain_records_the_engines_own_decision_margin(tmp_path: Path) -> None:
+    fleet = InProcessFleet(_spec())
+    with _engine(fleet, tmp_path) as engine:
+        _warm(engine)
+        plain = engine.run(X, engine.model_keys[0], task_id="plain")
+        explained = engine.run(X, engine.model_keys[0], task_id="explained", explain=True)
+    assert plain.row.decision_margin is None
+    margin = explained.row.decision_margin
+    assert margin is not None and margin > 0  # the chosen node scored higher than the other
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    stored = db.execute("SELECT decision_margin FROM tasks WHERE task_id = 'explained'").fetchone()
+    db.close()
+    assert stored[0] == pytest.approx(margin)

@@ -24,6 +24,7 @@ pipeline stages), which skips the queue.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -139,6 +140,8 @@ class _Request:
     memory_mb: float
     enqueued_s: float
     deadline_s: float
+    explain: bool = False
+    margin: float | None = None
     attempts: int = 0
     failed: tuple[str, ...] = ()
     decision_us: float = 0.0
@@ -244,6 +247,7 @@ class Engine:
         runtime: str | None = None,
         tenant: str = "",
         memory_mb: float = 0.0,
+        explain: bool = False,
     ) -> Future[Outcome]:
         """Queue one task; the future gives its :class:`Outcome` once its row is recorded.
 
@@ -268,6 +272,7 @@ class Engine:
             memory_mb=memory_mb,
             enqueued_s=now,
             deadline_s=now + self.config.max_wait_s,
+            explain=explain,
         )
         with self._cond:
             if self._stopping:
@@ -424,6 +429,9 @@ class Engine:
         t0 = time.perf_counter_ns()
         decision = scheduler.select(Task(req.task_id, req.memory_mb), states)
         req.decision_us += (time.perf_counter_ns() - t0) / 1000.0
+        if req.explain and decision.node is not None:  # off the hot path unless asked for
+            margin = decision.margin()
+            req.margin = None if math.isnan(margin) else margin
         if decision.node is None:
             if not states:
                 req.last_reasons = [{"node": "*", "reasons": ["no node is up"], "note": ""}]
@@ -553,6 +561,7 @@ class Engine:
             attribution_method=charge.method,
             tenant=req.tenant,
             attempts=req.attempts,
+            decision_margin=req.margin,
         )
 
         if self.ledger is None:  # the row as it would be recorded, not committed anywhere

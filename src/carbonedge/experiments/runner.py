@@ -120,21 +120,23 @@ class _Ctx:
         """Algorithm 1 per task on live telemetry, through the engine (which re-places a task
         whose node went down and waits up to ``NO_NODE_TIMEOUT_S`` for an eligible node).
 
-        ``margins``: gets the score margin of the decision on the telemetry snapshot taken just
-        before the engine decides (:func:`decision_margin`)."""
-        if margins is not None:
-            margins.append(decision_margin(scheduler, self.states(model), task_id))
+        ``margins``: gets the score margin of the engine's own decision
+        (``Decision.margin``; NaN when one node was eligible)."""
         try:
             out = self.engine.run(
                 x,
                 self.keys[model],
                 task_id=task_id,
                 scheduler=scheduler,
+                explain=margins is not None,
                 **self._labels(run_id, model),
             )
         except EngineError as exc:
             raise ExperimentError(f"task {task_id!r} ({scheduler!r}): {exc}") from exc
         overhead.append(out.decision_us)
+        if margins is not None:
+            margin = out.row.decision_margin
+            margins.append(math.nan if margin is None else margin)
         return self._count(out)
 
     def slo_of(self, model: str) -> float:
@@ -344,20 +346,6 @@ class _Ctx:
                 )
             )
         return out
-
-
-def decision_margin(scheduler: Scheduler, states: Sequence[Any], task_id: str) -> float:
-    """The chosen node's score minus the best other eligible node's (``constrained``: the
-    runner-up's predicted gCO2 minus the chosen one's), from ``Decision.explain()``; NaN when
-    fewer than two nodes are eligible. Positive = how far the runner-up was behind."""
-    explained = scheduler.select(Task(task_id), states).explain()
-    chosen = [n.total for n in explained.nodes if n.chosen and n.total is not None]
-    others = [n.total for n in explained.nodes if not n.chosen and n.total is not None]
-    if not chosen or not others:
-        return math.nan
-    if scheduler.policy == "constrained":
-        return min(others) - chosen[0]
-    return chosen[0] - max(others)
 
 
 def _slug(config: str) -> str:

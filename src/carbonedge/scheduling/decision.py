@@ -167,6 +167,19 @@ class Decision(NamedTuple):
         """Recompute each node's filter reasons, components and total (on request only)."""
         return _explain(self)
 
+    def margin(self) -> float:
+        """How far the runner-up was behind: the chosen node's score minus the best other
+        eligible node's (``constrained``: the runner-up's predicted gCO2 minus the chosen
+        one's); NaN when fewer than two nodes are eligible. Recomputed (on request only)."""
+        explained = self.explain()
+        chosen = [n.total for n in explained.nodes if n.chosen and n.total is not None]
+        others = [n.total for n in explained.nodes if not n.chosen and n.total is not None]
+        if not chosen or not others:
+            return math.nan
+        if self.scheduler.policy == "constrained":
+            return min(others) - chosen[0]
+        return chosen[0] - max(others)
+
 
 def _explain(d: Decision) -> Explanation:
     sched = d.scheduler
