@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
@@ -228,3 +229,62 @@ def test_importing_data_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def _resize_then_crop(image: Image.Image) -> np.ndarray:
+    """The reference transform step by step (torchvision's Resize(256) + CenterCrop(224) on a
+    PIL image): resize the whole image, crop, scale, normalise."""
+    w, h = image.size
+    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+    resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    left, top = round((size[0] - 224) / 2.0), round((size[1] - 224) / 2.0)
+    crop = np.asarray(resized.crop((left, top, left + 224, top + 224)), dtype=np.float32)
+    return ((crop / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+
+
+def _in_pixel_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| of two normalised tensors in 8-bit levels (1 = one step of 255)."""
+    return np.abs(a - b) * STD[:, None, None] * 255.0
+
+
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (301, 1000), (224, 224), (997, 256)])
+def test_one_pass_resize_matches_resize_then_crop(size: tuple[int, int]) -> None:
+    from skimage import data
+
+    image = Image.fromarray(data.astronaut()).resize(size, Image.Resampling.BICUBIC)
+    levels = _in_pixel_levels(preprocess(image), _resize_then_crop(image))
+    assert levels.max() <= 1.0 + 1e-3  # rounding of the 8-bit intermediate only
+    assert levels.mean() < 0.05
+
+
+def test_large_jpeg_is_decoded_reduced_and_still_matches(tmp_path: Path) -> None:
+    from skimage import data
+
+    path = tmp_path / "big.jpg"
+    Image.fromarray(data.astronaut()).resize((3000, 2000)).save(path, quality=92)
+    with Image.open(path) as full:
+        full.load()
+        reference = _resize_then_crop(full)
+    levels = _in_pixel_levels(read_image(path), reference)
+    assert 0.0 < levels.mean() < 1.0  # decoded at 1/2 scale: close to, not equal to, full
+    assert levels.max() <= 8.0
+
+
+def test_exif_orientation_is_applied() -> None:
+    pixels = np.zeros((200, 300, 3), dtype=np.uint8)
+    pixels[:, :150] = 255  # left half white
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotated 180 degrees: the white half ends up on the right
+    data = io.BytesIO()
+    image.save(data, format="JPEG", exif=exif.tobytes())
+    tensor = read_image(io.BytesIO(data.getvalue()))
+    assert tensor[0, 112, 10] < -1.5 and tensor[0, 112, 213] > 2.0
+    upright = read_image(io.BytesIO(_jpeg_bytes(image)))
+    assert upright[0, 112, 10] > 2.0 and upright[0, 112, 213] < -1.5
+
+
+def _jpeg_bytes(image: Image.Image) -> bytes:
+    data = io.BytesIO()
+    image.save(data, format="JPEG")
+    return data.getvalue()

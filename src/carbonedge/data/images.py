@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from carbonedge.data.preprocess import IMAGE_SIZE_PX, check_image_size, preprocess
+from carbonedge.data.preprocess import IMAGE_SIZE_PX, check_image_size, draft_size, preprocess
 from carbonedge.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -195,7 +195,9 @@ def read_image(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.f
     ``source``: a path or a binary file object (e.g. ``io.BytesIO`` of a request body);
     ``name`` is what errors call it (default: the path). The size the header declares is
     checked against the limits of :func:`carbonedge.data.preprocess.check_image_size` before
-    any pixel is decoded. Every failure is a :class:`DataError` naming the file.
+    any pixel is decoded. A JPEG at least twice the resized size (shorter side 512 px and up) is
+    decoded at a reduced scale (:func:`carbonedge.data.preprocess.draft_size`), and the resize
+    still shrinks it at least twice. Every failure is a :class:`DataError` naming the file.
     """
     name = name if name is not None else str(source)
     try:
@@ -204,6 +206,8 @@ def read_image(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.f
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 check_image_size(*image.size)  # header only: nothing decoded yet
+                if image.format == "JPEG":  # decode a large photograph at 1/2, 1/4 or 1/8
+                    image.draft(None, draft_size(*image.size))
                 image.load()
                 return preprocess(image)
     except (

@@ -200,7 +200,12 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
     fig2(tables["table2"], model, out / FIG2, points, result.energy_rate)
     fig3(tables["sweep"], result.node_names, out / FIG3, result.energy_rate)
     fig_node_energy(result, out / FIG_NODE_ENERGY)
-    sensitivity = fig_sensitivity(_fleet_rows(result), out / FIG_SENSITIVITY, _our_point(result))
+    sensitivity = fig_sensitivity(
+        _fleet_rows(result),
+        out / FIG_SENSITIVITY,
+        _our_point(result),
+        free_memory_mb=result.free_memory_mb or None,
+    )
     write_json(out / "verdict.json", [v.to_dict() for v in verdicts(result, sums)])
     write_json(out / "calibration.json", [c.to_dict() for c in result.calibration])
     (out / "report.md").write_text(write_report(result, sums, sensitivity), encoding="utf-8")

@@ -247,6 +247,9 @@ class ExperimentResult:
     other_rate_runs: tuple[RunRecord, ...] = field(default=(), repr=False)
     pooled_rate: PooledRate | None = None
     calibration: tuple[CalibrationRecord, ...] = field(default=(), repr=False)
+    free_memory_mb: dict[str, float] = field(default_factory=dict)
+    """Each node's free memory as the scheduler saw it (the deployed models' footprints taken
+    off), for the sensitivity map's resource term."""
 
     @property
     def other_rate(self) -> str:

@@ -40,6 +40,7 @@ from carbonedge.experiments.records import (
     RunRecord,
     SweepRecord,
 )
+from carbonedge.experiments.sensitivity import free_memory_of
 from carbonedge.experiments.setup import amp4ec_pipeline, default_meter_factory, mono_node
 from carbonedge.fleet import FleetBackend, FleetError, ModelRef, Pipeline, TaskResult
 from carbonedge.scheduling import MODES, Scheduler, Task
@@ -441,6 +442,7 @@ def run_experiment(
             ctx.keys[sweep_model] = engine.fleet.deploy(
                 ModelRef(sweep_model, seed=params.seed), ctx.spec.names, params.runtime
             )
+        free_memory_mb = free_memory_of(ctx.states(params.models[0]))
         configs = config_labels()
         wcs = sweep_values(params.sweep_points)
         total = len(params.models) * len(configs) * params.repeats + len(CE_POLICIES) * len(wcs)
@@ -484,6 +486,7 @@ def run_experiment(
         started_at=started.isoformat(),
         wall_s=time.perf_counter() - t0,
         calibration=tuple(calibration),
+        free_memory_mb=free_memory_mb,
     )
     # A pure recomputation from the records: both rates come from the same measurements.
     return apply_energy_rate(measured, params.energy_rate)

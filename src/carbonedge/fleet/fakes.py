@@ -22,14 +22,18 @@ import numpy as np
 
 from carbonedge.fleet.base import NodeDownError, NodeHealth, TaskResult
 from carbonedge.fleet.spec import FleetSpec
-from carbonedge.fleet.telemetry import NodeState, NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeState, NodeTelemetry
 
 __all__ = ["InProcessFleet"]
 
 
 class InProcessFleet:
     """See the module docstring. ``cpu_s``: the CPU seconds every task reports; ``exec_ms``:
-    the execution time it reports at least (ms; the sleep's, where longer)."""
+    the execution time it reports at least (ms; the sleep's, where longer).
+    ``exec_time_source``: what the telemetry's ``avg_time_s`` samples: ``"wall"`` (the default:
+    the reported ``exec_ms``, which tests set to script each node's execution time) or
+    ``"cpu_share"`` (``cpu_s / quota``, what :class:`~carbonedge.fleet.local.LocalFleet`'s
+    simulated nodes report)."""
 
     def __init__(
         self,
@@ -40,6 +44,7 @@ class InProcessFleet:
         exec_ms: float = 10.0,
         classes: int = 1000,
         load_window_s: float = 0.0,
+        exec_time_source: ExecTimeSource = "wall",
     ) -> None:
         self._spec = spec
         self.exec_s = exec_s
@@ -54,7 +59,10 @@ class InProcessFleet:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._logits = np.linspace(0.0, 1.0, classes, dtype=np.float32)[None]
-        self.telemetry = {n.name: NodeTelemetry(n, window_s=load_window_s) for n in spec.nodes}
+        self.telemetry = {
+            n.name: NodeTelemetry(n, window_s=load_window_s, exec_time_source=exec_time_source)
+            for n in spec.nodes
+        }
 
     @property
     def spec(self) -> FleetSpec:

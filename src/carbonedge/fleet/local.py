@@ -34,7 +34,7 @@ from carbonedge.fleet.base import (
 from carbonedge.fleet.cgroup import CgroupUnavailable, CpuQuotaGroup, sweep_stale
 from carbonedge.fleet.core import DeployReply, FleetCore, NodeHandle
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry
 from carbonedge.fleet.worker import node_main
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from carbonedge.fleet.base import Array
+
+# What the telemetry's ``avg_time_s`` samples on these nodes (simulated slices of one host).
+EXEC_TIME_SOURCE: ExecTimeSource = "cpu_share"
 
 
 @dataclass(kw_only=True)
@@ -100,7 +103,12 @@ class LocalFleet(FleetCore[_Node]):
         sweep_stale()
 
     def _new_node(self, spec: NodeSpec) -> _Node:
-        telemetry = NodeTelemetry(spec, window_s=self._load_window_s)
+        # Every node is a CPU-quota'd slice of this host (cgroup or dilation): its execution
+        # time is the task's CPU time at its quota, not the wall time, which includes waiting
+        # for the host's other processes (see carbonedge.fleet.telemetry).
+        telemetry = NodeTelemetry(
+            spec, window_s=self._load_window_s, exec_time_source=EXEC_TIME_SOURCE
+        )
         return _Node(spec=spec, telemetry=telemetry, enforcement=self._pick_enforcement(spec))
 
     def _pick_enforcement(self, spec: NodeSpec) -> Enforcement:

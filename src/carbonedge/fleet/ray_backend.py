@@ -54,7 +54,7 @@ from carbonedge.fleet.ray_setup import (
     ray_available,
 )
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry
 
 if TYPE_CHECKING:
     from carbonedge.carbon.energy import EnergyReading
@@ -147,6 +147,13 @@ class RayFleet(FleetCore[_RayNode]):
         self._pins: dict[str, Pin] = {}
         self.final_readings: dict[str, EnergyReading] = {}
 
+    @property
+    def exec_time_source(self) -> ExecTimeSource:
+        """What the telemetry's ``avg_time_s`` samples: ``"cpu_share"`` (CPU time at the
+        quota) for dilated nodes, which simulate quotas on a shared host, ``"wall"`` for
+        ``enforcement="none"`` (real devices; see carbonedge.fleet.telemetry)."""
+        return "cpu_share" if self._enforcement == "dilation" else "wall"
+
     def _meter_kinds(self, meter: MeterSpec | Mapping[str, MeterSpec]) -> dict[str, MeterSpec]:
         kinds = {n: meter for n in self._spec.names} if isinstance(meter, str) else dict(meter)
         for name, kind in kinds.items():
@@ -172,7 +179,9 @@ class RayFleet(FleetCore[_RayNode]):
     def _new_node(self, spec: NodeSpec) -> _RayNode:
         return _RayNode(
             spec=spec,
-            telemetry=NodeTelemetry(spec, window_s=self._load_window_s),
+            telemetry=NodeTelemetry(
+                spec, window_s=self._load_window_s, exec_time_source=self.exec_time_source
+            ),
             enforcement=self._enforcement,
             pin=self._pins[spec.name],
             meter=self._meters[spec.name],

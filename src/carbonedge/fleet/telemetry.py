@@ -15,10 +15,20 @@ docs/scheduler.md says; nobody patches a state after this module built it.
   AMP4EC's Algorithm 1 compares with a threshold; queueing is ``tasks_in_flight``, not latency).
   The EMA decays with time since the node's last result (halving every ``latency_half_life_s``),
   so a node filtered for latency becomes eligible again once the load that slowed it has passed.
-- ``avg_time_s``: EMA of the execution time in seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg),
-  kept per deployed model: a node that ran a small pipeline segment a moment ago is not fast at
-  the whole model. ``state(now, model_key)`` gives that model's average (the node-wide one for a
-  model the node has not run yet).
+- ``avg_time_s``: the median of the last ``AVG_TIME_WINDOW`` (32) execution-time samples in
+  seconds (Algorithm 1's ``avg_time``; Eq. 4's T_avg), kept per deployed model: a node that ran a
+  small pipeline segment a moment ago is not fast at the whole model. ``state(now, model_key)``
+  gives that model's median (the node-wide one, over every model's samples, for a model the
+  node has not run yet). What one sample is depends on ``exec_time_source``, set by the fleet
+  that knows what its nodes are: ``"wall"`` (real hosts and devices; Ray with
+  ``enforcement="none"``): the task's measured wall-clock ``exec_ms``. ``"cpu_share"`` (nodes
+  that are CPU-quota'd slices of one shared host: the local process fleet, cgroup or dilation;
+  Ray with dilation; the in-process fake on request): the task's ``cpu_s`` divided by the cores
+  it can run on, ``min(cpu_quota, 1)`` (one inference thread), i.e. its time on the node when
+  the host is not shared; waiting for the host's other processes is an artefact of the
+  simulation, not a property of the node. A task without CPU time (``cpu_s <= 0``) gives its
+  wall time. The median, unlike an EWMA, is not moved by one slow warm-up. See
+  docs/scheduler.md.
 - ``tasks_in_flight``: tasks submitted and not yet returned (Algorithm 1's ``task_count``).
 - ``power_w``: the node's power *while running a task* (Eq. 4's P_node): the profile at full
   load, ``max_w``, for ``linear`` nodes, or the last measured value for ``power = "measured"``
@@ -31,12 +41,23 @@ docs/scheduler.md says; nobody patches a state after this module built it.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
+from typing import Literal, get_args
 
 from carbonedge.fleet.spec import NodeSpec
 from carbonedge.scheduling import NodeState  # pure: no torch, no I/O
 
-__all__ = ["NodeState", "NodeTelemetry"]
+__all__ = ["AVG_TIME_WINDOW", "ExecTimeSource", "NodeState", "NodeTelemetry"]
+
+# How many recent execution-time samples per (node, model) ``avg_time_s`` is the median of. 32
+# tasks span several warm-up rounds of an experiment, so a slow warm-up (or two) is outvoted,
+# and a node whose speed really changes is followed within 16 tasks.
+AVG_TIME_WINDOW = 32
+
+# What one execution-time sample is (module docstring): the measured wall time, or the task's
+# CPU seconds over the cores the node may use (nodes simulated on a shared host).
+ExecTimeSource = Literal["wall", "cpu_share"]
 
 
 class NodeTelemetry:
@@ -49,8 +70,19 @@ class NodeTelemetry:
         window_s: float = 5.0,
         ema_alpha: float = 0.2,
         latency_half_life_s: float = 1.0,
+        exec_time_source: ExecTimeSource = "wall",
+        avg_time_window: int = AVG_TIME_WINDOW,
     ) -> None:
+        if exec_time_source not in get_args(ExecTimeSource):
+            raise ValueError(
+                f"exec_time_source must be one of {get_args(ExecTimeSource)}, "
+                f"got {exec_time_source!r}"
+            )
+        if avg_time_window < 1:
+            raise ValueError(f"avg_time_window must be >= 1, got {avg_time_window}")
         self.spec = spec
+        self.exec_time_source: ExecTimeSource = exec_time_source
+        self.avg_time_window = avg_time_window
         self.window_s = window_s
         self.ema_alpha = ema_alpha
         self.latency_half_life_s = latency_half_life_s
@@ -64,6 +96,10 @@ class NodeTelemetry:
         self.measured_power_w: float | None = None
         self.used_memory_mb = 0.0
         self._recent: deque[tuple[float, float]] = deque()  # (finished monotonic s, cpu_s)
+        # The last ``avg_time_window`` samples (s), node-wide and per model; their medians are
+        # kept up to date in ``finished`` so that ``state`` only reads them.
+        self._samples: deque[float] = deque(maxlen=avg_time_window)
+        self._samples_by_model: dict[str, deque[float]] = {}
         self._avg_exec_s_by_model: dict[str, float] = {}
 
     def submitted(self) -> None:
@@ -85,13 +121,14 @@ class NodeTelemetry:
         it waited in the node's own queue before it started (left out of the latency)."""
         self.tasks_in_flight = max(0, self.tasks_in_flight - 1)
         a = self.ema_alpha if self.completed else 1.0
-        exec_s = exec_ms / 1000.0
-        self.avg_exec_s += a * (exec_s - self.avg_exec_s)
-        by_model = self._avg_exec_s_by_model
-        previous = by_model.get(model_key)
-        by_model[model_key] = (
-            exec_s if previous is None else previous + self.ema_alpha * (exec_s - previous)
-        )
+        sample_s = self.exec_sample_s(cpu_s, exec_ms)
+        self._samples.append(sample_s)
+        self.avg_exec_s = statistics.median(self._samples)
+        window = self._samples_by_model.get(model_key)
+        if window is None:
+            window = self._samples_by_model[model_key] = deque(maxlen=self.avg_time_window)
+        window.append(sample_s)
+        self._avg_exec_s_by_model[model_key] = statistics.median(window)
         dispatch_ms = max(0.0, latency_ms - exec_ms - queued_ms)
         self.dispatch_ms = self.latency_ms(now_s)
         self.dispatch_ms += a * (dispatch_ms - self.dispatch_ms)
@@ -99,6 +136,15 @@ class NodeTelemetry:
         self.completed += 1
         if self.window_s > 0:
             self._recent.append((now_s, cpu_s))
+
+    def exec_sample_s(self, cpu_s: float, exec_ms: float) -> float:
+        """One task's execution-time sample (s) for ``avg_time_s``: ``exec_ms / 1000`` with the
+        ``"wall"`` source; ``cpu_s / min(cpu_quota, 1)`` with ``"cpu_share"`` (the node runs
+        one inference thread, so a quota above one core does not make a task faster), or the
+        wall time where the task reported no CPU time."""
+        if self.exec_time_source == "cpu_share" and cpu_s > 0:
+            return cpu_s / min(self.spec.cpu_quota, 1.0)
+        return exec_ms / 1000.0
 
     def load(self, now_s: float) -> float:
         """Fraction (0..1) of the node's CPU quota used over the last ``window_s`` seconds."""
