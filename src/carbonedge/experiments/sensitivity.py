@@ -157,13 +157,18 @@ def fig_sensitivity(
         ax.set_ylabel("node running power at full core (W, Eq. 4's P)")
         ax.set_title(
             f"Green mode (paper scoring), intensities x{spread:g} spread\n"
-            f"green = every task on {green}, red = elsewhere; "
-            + ("memory term included" if free_memory_mb else "empty nodes (no memory term)")
+            f"green = every task on {green}, red = elsewhere"
         )
         if ours:
             ax.plot(*ours, "k*", ms=14, label="our fleet (measured)")
         ax.axvline(paper_t_s, color="b", ls=":", label=f"paper's task time ~{paper_t_s} s")
         ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(
+        "SR's memory term included: free memory as the engine's telemetry reported it"
+        if free_memory_mb
+        else "empty nodes: SR's memory term equal on every node",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
