@@ -34,7 +34,13 @@ import numpy as np
 
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.errors import MeterError
-from carbonedge.fleet.worker import build_runtime_for_payload, busy_probe, dilation_sleep_s, rss_mb
+from carbonedge.fleet.worker import (
+    build_runtime_for_payload,
+    busy_probe,
+    dilation_sleep_s,
+    rss_mb,
+    steady_allocator,
+)
 
 if TYPE_CHECKING:
     from carbonedge.models.runtime import Runtime
@@ -143,6 +149,8 @@ class EdgeNodeActor:
         max_w: float,
     ) -> None:
         import ray
+
+        steady_allocator()
         import torch
 
         torch.set_num_threads(1)

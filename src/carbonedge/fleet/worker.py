@@ -15,9 +15,9 @@ node -> parent: ``("ready", pid)``, ``("hb", rss_mb, peak_rss_mb)``,
 Time dilation (when no cgroup quota can be set): after each task the node sleeps
 ``(1/q - 1) x cpu_s`` so that it uses at most ``q`` of a core on average (DESIGN.md).
 
-The loader (:func:`build_runtime_for_payload`), the dilation rule, the probe and the RSS reading
-are also used by the Ray backend's actor (``carbonedge.fleet.ray_actor``): one implementation of
-each for both backends.
+The loader (:func:`build_runtime_for_payload`), the dilation rule, the probe, the RSS reading and
+the allocator settings (:func:`steady_allocator`) are also used by the Ray backend's actor
+(``carbonedge.fleet.ray_actor``): one implementation of each for both backends.
 """
 
 from __future__ import annotations
@@ -40,7 +40,14 @@ from carbonedge.fleet.base import ModelPayload, ModelRef
 if TYPE_CHECKING:
     from carbonedge.models.runtime import Runtime
 
-__all__ = ["build_runtime_for_payload", "busy_probe", "dilation_sleep_s", "node_main", "rss_mb"]
+__all__ = [
+    "build_runtime_for_payload",
+    "busy_probe",
+    "dilation_sleep_s",
+    "node_main",
+    "rss_mb",
+    "steady_allocator",
+]
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -124,12 +131,45 @@ def busy_probe(
     return cpu_clock() - c0, time.perf_counter() - w0
 
 
+# glibc malloc settings of a node process (mallopt(3)): keep freed memory for the next
+# inference instead of giving it back to the kernel and faulting it in again.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+STEADY_MALLOC: dict[int, int] = {
+    _M_MMAP_THRESHOLD: 32 * 2**20,  # blocks up to 32 MiB (glibc's maximum) from the heap
+    _M_TRIM_THRESHOLD: 2**30,  # do not shrink the heap under 1 GiB free at its top
+    _M_TOP_PAD: 64 * 2**20,  # grow it 64 MiB at a time (fewer brk calls)
+}
+
+
+def steady_allocator() -> str:
+    """Make a node's CPU time per inference a property of the model, not of the allocator.
+
+    With glibc's default, dynamic thresholds, PyTorch's activation buffers are handed back to
+    the kernel after each inference and faulted in again in the next: measured here (one thread,
+    MobileNetV2), 2,300-2,600 minor page faults and 3-5 ms of system time per inference, ~20% of
+    its CPU time, varying with the kernel's memory state, so that the same model cost 19-32 ms of
+    CPU on different nodes and at different times of one reproduction. With :data:`STEADY_MALLOC`
+    the buffers stay in the heap: no page faults, 15.0 ms per inference, within 3% over time
+    (``docs/fleet.md``). A no-op (saying why) where the C library has no ``mallopt``."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError) as exc:
+        return f"allocator left as it is (no mallopt: {exc})"
+    failed = [k for k, v in STEADY_MALLOC.items() if mallopt(ctypes.c_int(k), ctypes.c_int(v)) != 1]
+    return "allocator: steady" if not failed else f"allocator: mallopt refused {failed}"
+
+
 def node_main(
     conn: Connection, name: str, quota: float, dilate: bool, parent_pid: int, heartbeat_s: float
 ) -> None:
     """Entry point of a node process (module-level so that spawn can import it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, also on Ctrl-C
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    steady_allocator()  # before torch allocates anything
     import torch
 
     torch.set_num_threads(1)
