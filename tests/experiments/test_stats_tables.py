@@ -63,7 +63,7 @@ def test_params_digest_is_stable_and_sensitive(tmp_path: object) -> None:
     assert a.digest() == ExperimentParams.quick().digest()
     assert a.digest() != a.with_(seed=1).digest()
     assert a.n_images == 20 and a.repeats == 2
-    assert ExperimentParams().n_images == 50 and ExperimentParams().repeats == 3
+    assert ExperimentParams().n_images == 50 and ExperimentParams().repeats == 5
     with pytest.raises(ConfigError, match="repeats"):
         ExperimentParams(repeats=0)
     with pytest.raises(ConfigError, match="attribution"):

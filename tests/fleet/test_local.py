@@ -101,12 +101,10 @@ def test_deploy_submit_outputs_and_telemetry() -> None:
         states = {s.name: s for s in fleet.node_states()}
         assert states["n0"].tasks_in_flight == 0 and states["n0"].avg_time_s > 0
         assert 0.0 <= states["n1"].load <= 1.0
-        # Simulated slices of this host: T_avg is the fleet's median CPU time of the model
-        # (pooled over its nodes) over each node's quota, not wall time.
+        # Simulated slices of this host: T_avg is the median of cpu_s / quota, not wall time.
         by_model = {s.name: s.avg_time_s for s in fleet.node_states(key)}
-        pooled = float(np.median([r.cpu_s for r in results]))
-        assert by_model["n0"] == pytest.approx(pooled)
-        assert by_model["n1"] == pytest.approx(pooled / 0.5)
+        assert by_model["n0"] == pytest.approx((results[0].cpu_s + results[2].cpu_s) / 2)
+        assert by_model["n1"] == pytest.approx(results[1].cpu_s / 0.5)
         # Eq. 4's P_node is the power while running a task: max_w, whatever the load now
         assert states["n1"].power_w == 5.0 and states["n0"].power_w == 5.0
         assert states["n0"].free_memory_mb < 512

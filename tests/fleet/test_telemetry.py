@@ -11,7 +11,7 @@ from carbonedge.fleet import default_fleet
 from carbonedge.fleet.fakes import InProcessFleet
 from carbonedge.fleet.local import LocalFleet
 from carbonedge.fleet.spec import NodeSpec
-from carbonedge.fleet.telemetry import AVG_TIME_WINDOW, CpuCostPool, NodeTelemetry
+from carbonedge.fleet.telemetry import AVG_TIME_WINDOW, NodeTelemetry
 
 from .conftest import small_fleet
 
@@ -110,32 +110,3 @@ def test_simulated_fleets_use_cpu_share_and_real_nodes_wall() -> None:
 
     assert RayFleet(spec, enforcement="dilation").exec_time_source == "cpu_share"
     assert RayFleet(spec, enforcement="none").exec_time_source == "wall"
-
-
-def test_a_shared_pool_gives_every_node_the_fleet_cpu_cost_over_its_quota() -> None:
-    # The same model measured 23 ms of CPU on node-high and 19 ms on node-green (co-location
-    # noise, not a property of the node): both nodes see the pool's median over their quota.
-    pool = CpuCostPool(window=8)
-    high = NodeTelemetry(HIGH, window_s=0.0, exec_time_source="cpu_share", cpu_pool=pool)
-    green = NodeTelemetry(GREEN, window_s=0.0, exec_time_source="cpu_share", cpu_pool=pool)
-    _run(high, cpu_s=0.023, exec_ms=24.0, n=3)
-    _run(green, cpu_s=0.019, exec_ms=48.0, n=2)
-    median = float(np.median([0.023] * 3 + [0.019] * 2))
-    assert high.state(1.0, "m").avg_time_s == pytest.approx(median)
-    assert green.state(1.0, "m").avg_time_s == pytest.approx(median / 0.4)
-    # Per model: another model's samples do not mix in; an unseen model gets every model's.
-    _run(green, cpu_s=0.009, exec_ms=25.0, model="small")
-    assert high.state(1.0, "small").avg_time_s == pytest.approx(0.009)
-    assert high.state(1.0, "m").avg_time_s == pytest.approx(median)
-    assert pool.median_s("unseen") == pytest.approx(
-        float(np.median([0.023] * 3 + [0.019] * 2 + [0.009]))
-    )
-    with pytest.raises(ValueError, match="cpu_share"):
-        NodeTelemetry(HIGH, cpu_pool=pool)
-
-
-def test_local_fleet_nodes_share_one_pool() -> None:
-    fleet = LocalFleet(small_fleet(1.0, 0.5), enforcement="dilation")
-    nodes = [fleet._new_node(spec) for spec in fleet.spec.nodes]
-    pools = {id(n.telemetry.cpu_pool) for n in nodes}
-    assert len(pools) == 1 and nodes[0].telemetry.cpu_pool is not None

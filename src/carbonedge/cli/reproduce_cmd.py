@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--models", help="comma-separated model names (default: the paper's three)")
     p.add_argument("--images", metavar="DIR", help="image folder (default: skimage photographs)")
     p.add_argument("--n", type=int, metavar="N", help="images per run (default 50; quick 20)")
-    p.add_argument("--repeats", type=int, metavar="R", help="repeats (default 3; quick 2)")
+    p.add_argument("--repeats", type=int, metavar="R", help="repeats (default 5; quick 2)")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
     p.add_argument("--attribution", choices=("cputime", "quota"), default="cputime")
     p.add_argument("--fleet", metavar="FILE", help="fleet TOML (default: the paper's 3 nodes)")
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=float,
         default=None,
         metavar="F",
-        help="CE-SLO's latency SLO = F x the fastest node's predicted latency (default 3)",
+        help="CE-SLO's latency SLO = F x the fastest node's predicted latency (default 3.5)",
     )
     p.add_argument("--slo-ms", type=float, default=None, metavar="MS", help="CE-SLO's SLO in ms")
     p.add_argument(

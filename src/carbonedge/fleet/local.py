@@ -34,7 +34,7 @@ from carbonedge.fleet.base import (
 from carbonedge.fleet.cgroup import CgroupUnavailable, CpuQuotaGroup, sweep_stale
 from carbonedge.fleet.core import DeployReply, FleetCore, NodeHandle
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import CpuCostPool, ExecTimeSource, NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry
 from carbonedge.fleet.worker import node_main
 
 if TYPE_CHECKING:
@@ -96,7 +96,6 @@ class LocalFleet(FleetCore[_Node]):
         self._heartbeat_s = heartbeat_s
         self._hang_timeout_s = hang_timeout_s
         self._ctx = mp.get_context("spawn")
-        self._cpu_pool = CpuCostPool()
 
     # -- transport: processes and pipes ----------------------------------------------------------
 
@@ -106,13 +105,9 @@ class LocalFleet(FleetCore[_Node]):
     def _new_node(self, spec: NodeSpec) -> _Node:
         # Every node is a CPU-quota'd slice of this host (cgroup or dilation): its execution
         # time is a task's CPU time at its quota, not the wall time, which includes waiting
-        # for the host's other processes, and the CPU time is the fleet's pooled median, the
-        # same instructions on the same cores (see carbonedge.fleet.telemetry.CpuCostPool).
+        # for the host's other processes (see carbonedge.fleet.telemetry).
         telemetry = NodeTelemetry(
-            spec,
-            window_s=self._load_window_s,
-            exec_time_source=EXEC_TIME_SOURCE,
-            cpu_pool=self._cpu_pool,
+            spec, window_s=self._load_window_s, exec_time_source=EXEC_TIME_SOURCE
         )
         return _Node(spec=spec, telemetry=telemetry, enforcement=self._pick_enforcement(spec))
 

@@ -48,7 +48,7 @@ from typing import Literal, get_args
 from carbonedge.fleet.spec import NodeSpec
 from carbonedge.scheduling import NodeState  # pure: no torch, no I/O
 
-__all__ = ["AVG_TIME_WINDOW", "CpuCostPool", "ExecTimeSource", "NodeState", "NodeTelemetry"]
+__all__ = ["AVG_TIME_WINDOW", "ExecTimeSource", "NodeState", "NodeTelemetry"]
 
 # How many recent execution-time samples per (node, model) ``avg_time_s`` is the median of. 32
 # tasks span several warm-up rounds of an experiment, so a slow warm-up (or two) is outvoted,
@@ -58,39 +58,6 @@ AVG_TIME_WINDOW = 32
 # What one execution-time sample is (module docstring): the measured wall time, or the task's
 # CPU seconds over the cores the node may use (nodes simulated on a shared host).
 ExecTimeSource = Literal["wall", "cpu_share"]
-
-
-class CpuCostPool:
-    """The last ``window`` CPU-time samples (s) per model key, shared by the nodes of a fleet
-    whose nodes are quota'd slices of one host's CPU (:class:`~carbonedge.fleet.local.LocalFleet`).
-
-    Such nodes run the same instructions on the same cores, so one inference costs the same CPU
-    time on each; what the nodes differ in is their quota. Measured per node, the CPU time still
-    differs by up to 25% between nodes and changes between runs of the same fleet (co-location
-    on two vCPUs: caches, memory bandwidth, the driver process), and the paper's Green-mode
-    decision turns on a few percent of it. A node with a pool reports ``avg_time_s`` as the
-    pool's median CPU time for the model over its own ``min(cpu_quota, 1)``.
-    """
-
-    def __init__(self, window: int = AVG_TIME_WINDOW) -> None:
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
-        self.window = window
-        self._by_model: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque(maxlen=window)
-
-    def add(self, model_key: str, cpu_s: float) -> None:
-        samples = self._by_model.get(model_key)
-        if samples is None:
-            samples = self._by_model[model_key] = deque(maxlen=self.window)
-        samples.append(cpu_s)
-        self._all.append(cpu_s)
-
-    def median_s(self, model_key: str | None) -> float | None:
-        """The median CPU seconds of ``model_key``'s recent tasks (every model's for None or an
-        unseen key); None before any sample."""
-        samples = self._by_model.get(model_key, self._all) if model_key is not None else self._all
-        return statistics.median(samples) if samples else None
 
 
 class NodeTelemetry:
@@ -105,7 +72,6 @@ class NodeTelemetry:
         latency_half_life_s: float = 1.0,
         exec_time_source: ExecTimeSource = "wall",
         avg_time_window: int = AVG_TIME_WINDOW,
-        cpu_pool: CpuCostPool | None = None,
     ) -> None:
         if exec_time_source not in get_args(ExecTimeSource):
             raise ValueError(
@@ -117,9 +83,6 @@ class NodeTelemetry:
         self.spec = spec
         self.exec_time_source: ExecTimeSource = exec_time_source
         self.avg_time_window = avg_time_window
-        if cpu_pool is not None and exec_time_source != "cpu_share":
-            raise ValueError('cpu_pool needs exec_time_source="cpu_share"')
-        self.cpu_pool = cpu_pool
         self.window_s = window_s
         self.ema_alpha = ema_alpha
         self.latency_half_life_s = latency_half_life_s
@@ -166,8 +129,6 @@ class NodeTelemetry:
             window = self._samples_by_model[model_key] = deque(maxlen=self.avg_time_window)
         window.append(sample_s)
         self._avg_exec_s_by_model[model_key] = statistics.median(window)
-        if self.cpu_pool is not None and cpu_s > 0:
-            self.cpu_pool.add(model_key, cpu_s)
         dispatch_ms = max(0.0, latency_ms - exec_ms - queued_ms)
         self.dispatch_ms = self.latency_ms(now_s)
         self.dispatch_ms += a * (dispatch_ms - self.dispatch_ms)
@@ -209,9 +170,6 @@ class NodeTelemetry:
         avg_exec_s = self.avg_exec_s
         if model_key is not None:
             avg_exec_s = self._avg_exec_s_by_model.get(model_key, avg_exec_s)
-        pooled = self.cpu_pool.median_s(model_key) if self.cpu_pool is not None else None
-        if pooled is not None:
-            avg_exec_s = pooled / min(spec.cpu_quota, 1.0)
         load = self.load(now_s)
         if spec.power.kind == "measured" and self.measured_power_w is not None:
             power_w = self.measured_power_w
