@@ -129,3 +129,32 @@ def test_reconciliation_with_real_worker_processes() -> None:
         assert high >= green >= 0
     for a in (*cputime[2:], quota):
         assert a.by_node["Node-High"].energy_kwh > a.by_node["Node-Green"].energy_kwh > 0
+
+
+def test_a_late_tick_of_a_stopped_tracker_does_not_run() -> None:
+    # CodeCarbon's scheduler arms its next timer before it measures, so a timer of a stopped
+    # tracker may fire after the meter started a new one; it must not measure the old tracker
+    # (whose start time stop() reset: TypeError in the timer thread).
+    calls: list[str] = []
+
+    class Scheduler:
+        def __init__(self, name: str) -> None:
+            self.function = lambda: calls.append(name)
+
+    class Tracker:
+        def __init__(self, name: str) -> None:
+            self._scheduler = Scheduler(name)
+            self._scheduler_monitor_power = Scheduler(name + "-power")
+
+    meter = CodeCarbonMeter()
+    old, new = Tracker("old"), Tracker("new")
+    meter._tracker = old
+    meter._guard_ticks(old)
+    old._scheduler.function()
+    assert calls == ["old"]  # the live tracker's tick runs
+    meter._tracker = new  # stop() + start() of a new tracker, as the meter does
+    meter._guard_ticks(new)
+    old._scheduler.function()
+    old._scheduler_monitor_power.function()
+    new._scheduler.function()
+    assert calls == ["old", "new"]

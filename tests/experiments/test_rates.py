@@ -281,9 +281,10 @@ def test_slo_row_in_tables_ii_and_v() -> None:
 
 
 def test_default_slo_factor_admits_the_green_node_only_when_idle() -> None:
-    """The default SLO (3 x the fastest node's predicted latency) on the default fleet: the
-    green node (0.4 of the fastest's CPU: 2.5x slower) meets it when idle, so CE-SLO picks
-    the least carbon node; with a task already queued there (5x) it does not."""
+    """The default SLO (3.5 x the fastest node's predicted latency) on the default fleet: the
+    green node (0.4 of the fastest's CPU: 2.5x slower, 3x with its throttling overhead) meets it
+    when idle, so CE-SLO picks the least carbon node; with a task already queued there (5x) it
+    does not."""
     from carbonedge.fleet import load_fleet
     from carbonedge.scheduling import NodeState, Scheduler, Task
 
@@ -302,7 +303,14 @@ def test_default_slo_factor_admits_the_green_node_only_when_idle() -> None:
 
     slo = ExperimentParams().slo_factor * t_fast_s * 1000.0
     assert Scheduler("constrained", slo_ms=slo).select(Task("t"), states(0)).node == "node-green"
-    # Queued: node-green predicts 2 x 50 ms > 60 ms; node-medium (33 ms) is next in carbon.
+    # Measured: a throttled node-green spends up to ~25% more CPU per inference (3.1x, not 2.5x,
+    # the fastest's time); the default still admits it (at 3.0 CE-SLO flipped between repeats).
+    slowed = [
+        dataclasses.replace(s, avg_time_s=3.1 * t_fast_s) if s.name == "node-green" else s
+        for s in states(0)
+    ]
+    assert Scheduler("constrained", slo_ms=slo).select(Task("t"), slowed).node == "node-green"
+    # Queued: node-green predicts 2 x 50 ms > 70 ms; node-medium (33 ms) is next in carbon.
     busy = Scheduler("constrained", slo_ms=slo).select(Task("t"), states(1))
     assert busy.node == "node-medium"
     tight = Scheduler("constrained", slo_ms=1.5 * t_fast_s * 1000.0)
@@ -311,7 +319,7 @@ def test_default_slo_factor_admits_the_green_node_only_when_idle() -> None:
 
 def test_params_energy_rate_and_slo() -> None:
     p = ExperimentParams.quick()
-    assert p.energy_rate == "pooled" and p.slo_ms is None and p.slo_factor == 3.0
+    assert p.energy_rate == "pooled" and p.slo_ms is None and p.slo_factor == 3.5
     assert p.digest() != p.with_(energy_rate="window").digest()
     assert p.digest() != p.with_(slo_ms=40.0).digest()
     with pytest.raises(ConfigError, match="energy_rate"):

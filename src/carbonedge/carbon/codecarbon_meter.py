@@ -158,7 +158,8 @@ class CodeCarbonMeter:
         a measurement already running in a timer thread; one that runs while ``stop()`` resets
         the tracker raises ``TypeError`` in that thread (seen under load). Each periodic
         function is wrapped so that it runs under this meter's lock and is skipped once
-        ``stop()`` has begun. Where CodeCarbon's internals differ, nothing is wrapped.
+        ``stop()`` has begun, or once its tracker is not this meter's current one. Where
+        CodeCarbon's internals differ, nothing is wrapped.
         """
         self._stopping = False
         for name in ("_scheduler", "_scheduler_monitor_power"):
@@ -167,9 +168,14 @@ class CodeCarbonMeter:
             if scheduler is None or function is None:
                 continue
 
-            def guarded(*args: Any, _run: Any = function, **kwargs: Any) -> Any:
+            def guarded(
+                *args: Any, _run: Any = function, _owner: Any = tracker, **kwargs: Any
+            ) -> Any:
                 with self._ticks:
-                    if self._stopping:
+                    # A timer of a stopped tracker can still fire: CodeCarbon's scheduler arms
+                    # the next timer before it runs a measurement, so one may outlive stop()
+                    # and fire after this meter started a new tracker (seen in the test suite).
+                    if self._stopping or self._tracker is not _owner:
                         return None
                     return _run(*args, **kwargs)
 
