@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -171,16 +170,18 @@ def test_killing_a_node_mid_run_loses_nothing_and_records_nothing_twice(tmp_path
     payload = module_payload(model, (1, 3, 64, 64), "conv")
     with LocalFleet(small_fleet(1.0, 1.0, 1.0), enforcement="dilation", restart=True) as fleet:
         fleet.deploy(payload, fleet.spec.names)
-        victim = fleet.node_pids()["n1"]
-        assert victim is not None
         seen: list[str] = []
-        killed = threading.Event()
+        killed: list[tuple[str, int]] = []  # (node, pid): a node with a task in flight
 
         def on_result(f: Future[Outcome]) -> None:
             seen.append(f.result().task_id)
-            if len(seen) == 6 and not killed.is_set():
-                os.kill(victim, signal.SIGKILL)
-                killed.set()
+            if len(seen) >= 6 and not killed:
+                busy = [s.name for s in fleet.node_states() if s.tasks_in_flight]
+                if busy:  # else the next result tries again
+                    pid = fleet.node_pids()[busy[0]]
+                    assert pid is not None
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((busy[0], pid))
 
         with _engine(fleet, tmp_path) as engine:
             futures = []
@@ -194,13 +195,14 @@ def test_killing_a_node_mid_run_loses_nothing_and_records_nothing_twice(tmp_path
         assert redispatched >= 1 and any(o.attempts > 1 for o in outs)
         rows = sqlite3.connect(tmp_path / "ledger.sqlite").execute("SELECT task_id FROM tasks")
         assert sorted(r[0] for r in rows) == sorted(f"t{i}" for i in range(40))
+        (name, victim), index = killed[0], fleet.spec.names.index(killed[0][0])
         assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
         deadline = time.monotonic() + 60
-        while fleet.health()[1].restarts == 0 and time.monotonic() < deadline:
+        while fleet.health()[index].restarts == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
-        health = fleet.health()[1]
+        health = fleet.health()[index]
         assert health.up and health.restarts == 1 and health.models == ("conv/torch",)
-        assert fleet.submit("n1", "conv/torch", _batch()).result(timeout=30).node == "n1"
+        assert fleet.submit(name, "conv/torch", _batch()).result(timeout=30).node == name
 
 
 def test_hung_node_is_detected_and_its_task_fails_over(tmp_path: Path) -> None:
