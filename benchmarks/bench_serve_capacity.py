@@ -47,11 +47,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
-PAPER_FLEET = (  # name, cpu_quota, memory_mb, intensity (the embedded default fleet)
-    ("node-high", 1.0, 1024, 620),
-    ("node-medium", 0.6, 512, 530),
-    ("node-green", 0.4, 512, 380),
-)
+from carbonedge.fleet import default_fleet
+
+PAPER_FLEET = default_fleet()  # the embedded fleet `carbonedge serve` runs without --fleet
 
 
 def _jpeg() -> bytes:
@@ -63,13 +61,14 @@ def _jpeg() -> bytes:
 
 
 def _fleet_file(folder: Path, scale: float) -> Path:
+    """The paper's fleet with every quota (and its quota-share power) scaled by ``scale``."""
     path = folder / f"fleet-x{scale:g}.toml"
     path.write_text(
         "".join(
-            f'[[nodes]]\nname = "{name}"\ncpu_quota = {quota * scale:g}\n'
-            f"memory_mb = {memory}\nintensity_g_per_kwh = {intensity}\n"
-            f"idle_w = 0.0\nmax_w = {8.0 * quota * scale:g}\n\n"
-            for name, quota, memory, intensity in PAPER_FLEET
+            f'[[nodes]]\nname = "{n.name}"\ncpu_quota = {n.cpu_quota * scale:g}\n'
+            f"memory_mb = {n.memory_mb}\nintensity_g_per_kwh = {n.intensity_g_per_kwh}\n"
+            f"idle_w = {n.power.idle_w * scale:g}\nmax_w = {n.power.max_w * scale:g}\n\n"
+            for n in PAPER_FLEET.nodes
         )
     )
     return path
@@ -219,7 +218,7 @@ def main() -> None:
         f"client latency p50 {np.percentile(seq.latencies_ms, 50):.1f} ms, node exec p50 "
         f"{np.percentile([a['exec_ms'] for a in seq.answers], 50):.1f} ms"
     )
-    paper_cores = sum(q for _, q, _, _ in PAPER_FLEET)
+    paper_cores = PAPER_FLEET.total_quota
     _capacity(load, paper_cores, args.clients, "paper fleet (quotas 1.0 + 0.6 + 0.4 cores)")
     queue = [a["timings"]["queue_ms"] for a in load.answers]
     print(f"  waiting for a free node: p50 {np.percentile(queue, 50):.0f} ms")

@@ -116,7 +116,6 @@ class CodeCarbonMeter:
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
         self._ticks = threading.Lock()
-        self._stopping = False
         self._started_at: datetime | None = None
         self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
         self._before_last = self._last
@@ -157,11 +156,10 @@ class CodeCarbonMeter:
         CodeCarbon 3's ``PeriodicScheduler.stop()`` cancels the next timer but does not wait for
         a measurement already running in a timer thread; one that runs while ``stop()`` resets
         the tracker raises ``TypeError`` in that thread (seen under load). Each periodic
-        function is wrapped so that it runs under this meter's lock and is skipped once
-        ``stop()`` has begun, or once its tracker is not this meter's current one. Where
-        CodeCarbon's internals differ, nothing is wrapped.
+        function is wrapped so that it runs under this meter's lock and is skipped unless its
+        tracker is this meter's current one (``stop()`` clears that before it takes the lock).
+        Where CodeCarbon's internals differ, nothing is wrapped.
         """
-        self._stopping = False
         for name in ("_scheduler", "_scheduler_monitor_power"):
             scheduler: Any = getattr(tracker, name, None)
             function = getattr(scheduler, "function", None)
@@ -175,7 +173,7 @@ class CodeCarbonMeter:
                     # A timer of a stopped tracker can still fire: CodeCarbon's scheduler arms
                     # the next timer before it runs a measurement, so one may outlive stop()
                     # and fire after this meter started a new tracker (seen in the test suite).
-                    if self._stopping or self._tracker is not _owner:
+                    if self._tracker is not _owner:
                         return None
                     return _run(*args, **kwargs)
 
@@ -234,8 +232,7 @@ class CodeCarbonMeter:
         tracker, self._tracker = self._tracker, None
         if tracker is None:
             raise MeterError("CodeCarbonMeter.stop() called before start()")
-        with self._ticks:  # no periodic measurement may run during or after stop()
-            self._stopping = True
+        with self._ticks:  # a running measurement ends first; later ones see no tracker
             tracker.stop()
         data = getattr(tracker, "final_emissions_data", None)
         if data is None:
