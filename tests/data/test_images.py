@@ -19,8 +19,11 @@ from carbonedge.data import (
     SKIMAGE_PHOTOGRAPHS,
     find_images,
     load_images,
+    model_input,
+    normalize_pixels,
     preprocess,
     read_image,
+    read_pixels,
     skimage_photographs,
     to_rgb,
 )
@@ -288,3 +291,32 @@ def _jpeg_bytes(image: Image.Image) -> bytes:
     data = io.BytesIO()
     image.save(data, format="JPEG")
     return data.getvalue()
+
+
+def test_normalize_pixels_and_model_input() -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, size=(3, 224, 224, 3), dtype=np.uint8)
+    batch = normalize_pixels(pixels)
+    assert batch.shape == (3, 3, 224, 224) and batch.dtype == np.float32
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float64)[:, None, None]
+    std = np.asarray(IMAGENET_STD, dtype=np.float64)[:, None, None]
+    for i in range(3):  # the textbook formula, per image
+        expected = (pixels[i].transpose(2, 0, 1) / 255.0 - mean) / std
+        np.testing.assert_allclose(batch[i], expected, atol=1e-5)
+    np.testing.assert_array_equal(model_input(pixels), batch)
+    assert model_input(batch) is batch  # float32, C-contiguous: no copy
+    np.testing.assert_array_equal(model_input(batch.astype(np.float64)), batch)
+    with pytest.raises(DataError, match="uint8"):
+        normalize_pixels(pixels.astype(np.uint16))
+    with pytest.raises(DataError, match=r"\(224, 3, 224\)"):
+        normalize_pixels(pixels[0].transpose(1, 2, 0).copy())
+
+
+def test_read_pixels_is_read_image_before_normalising(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(
+        np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    ).save(path, quality=90)
+    pixels = read_pixels(path)
+    assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(normalize_pixels(pixels), read_image(path))

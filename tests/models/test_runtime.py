@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from carbonedge.data import load_images
+from carbonedge.data.preprocess import normalize
 from carbonedge.errors import ConfigError, ModelError
 from carbonedge.models.onnx_export import export_onnx, model_key
 from carbonedge.models.registry import MODEL_NAMES, build_model
@@ -181,6 +183,20 @@ def test_runtimes_accept_float64_and_non_contiguous_batches(
     awkward = np.asfortranarray(photos.astype(np.float64))
     for runtime in (TorchRuntime(model), make_runtime("onnx", model, cache_dir=tmp_path)):
         assert _max_diff(runtime.run(awkward), reference) < TOLERANCE
+
+
+def test_runtimes_normalise_uint8_crops_like_the_reference_transform(tmp_path: Path) -> None:
+    # The server sends 8-bit crops (B, 224, 224, 3); a runtime must see exactly the float
+    # input that preprocess() gives for the same crop.
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
+    floats = np.stack([normalize(Image.fromarray(p)) for p in pixels])  # preprocess's last step
+    model = _small_net()
+    for runtime in (TorchRuntime(model), make_runtime("onnx", model, cache_dir=tmp_path)):
+        expected = runtime.run(floats)
+        assert float(np.abs(expected).max()) > 0.05
+        assert _max_diff(runtime.run(pixels), expected) < TOLERANCE
+        assert _max_diff(runtime.run(pixels[1:]), expected[1:]) < TOLERANCE
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from carbonedge.carbon import FakeMeter
+from carbonedge.data import model_input, preprocess
 from carbonedge.engine import (
     EngineSettings,
     MeasurementWindows,
@@ -55,10 +56,12 @@ def _png(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> bytes:
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "I;16"])
-def test_decode_any_mode_to_normalised_rgb(mode: str) -> None:
+def test_decode_any_mode_to_rgb_crop(mode: str) -> None:
     x = decode_body(_png(mode), "image/png")
-    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
-    assert np.isfinite(x).all()
+    assert x.shape == (1, 224, 224, 3) and x.dtype == np.uint8
+    # what the node's runtime feeds the model: the normalised image of the reference transform
+    reference = preprocess(Image.open(io.BytesIO(_png(mode))))
+    np.testing.assert_allclose(model_input(x)[0], reference, atol=1e-6)
 
 
 def test_decode_json_and_errors_name_the_problem() -> None:

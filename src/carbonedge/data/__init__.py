@@ -11,6 +11,7 @@ from carbonedge.data.images import (
     find_images,
     load_images,
     read_image,
+    read_pixels,
     skimage_photographs,
 )
 from carbonedge.data.preprocess import (
@@ -22,6 +23,9 @@ from carbonedge.data.preprocess import (
     MAX_RESIZED_PIXELS,
     ImageTooLargeError,
     check_image_size,
+    crop_pixels,
+    model_input,
+    normalize_pixels,
     preprocess,
     to_rgb,
 )
@@ -39,10 +43,14 @@ __all__ = [
     "ImageSet",
     "ImageTooLargeError",
     "check_image_size",
+    "crop_pixels",
     "find_images",
     "load_images",
+    "model_input",
+    "normalize_pixels",
     "preprocess",
     "read_image",
+    "read_pixels",
     "skimage_photographs",
     "to_rgb",
 ]

@@ -28,7 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from carbonedge.data.preprocess import IMAGE_SIZE_PX, check_image_size, draft_size, preprocess
+from carbonedge.data.preprocess import (
+    IMAGE_SIZE_PX,
+    check_image_size,
+    crop_pixels,
+    draft_size,
+    normalize_pixels,
+)
 from carbonedge.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -190,7 +196,14 @@ def _decode_until(
 
 
 def read_image(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.float32]:
-    """Decode one image file and preprocess it to float32 (3, 224, 224).
+    """Decode one image file and preprocess it to float32 (3, 224, 224) (:func:`read_pixels`,
+    then :func:`carbonedge.data.preprocess.normalize_pixels`)."""
+    return normalize_pixels(read_pixels(source, name))
+
+
+def read_pixels(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.uint8]:
+    """Decode one image file to its 224x224 centre crop, uint8 (224, 224, 3) RGB: the
+    preprocessing of :func:`read_image` up to, not including, the normalisation.
 
     ``source``: a path or a binary file object (e.g. ``io.BytesIO`` of a request body);
     ``name`` is what errors call it (default: the path). The size the header declares is
@@ -209,7 +222,7 @@ def read_image(source: Path | BinaryIO, name: str | None = None) -> NDArray[np.f
                 if image.format == "JPEG":  # decode a large photograph at 1/2, 1/4 or 1/8
                     image.draft(None, draft_size(*image.size))
                 image.load()
-                return preprocess(image)
+                return crop_pixels(image)
     except (
         UnidentifiedImageError,
         Image.DecompressionBombError,

@@ -158,15 +158,43 @@ _SCALE = (1.0 / (255.0 * _STD)).astype(np.float32)  # (pixel / 255 - mean) / std
 _BIAS = (-_MEAN / _STD).astype(np.float32)  #  = pixel * _SCALE + _BIAS
 
 
-def normalize(image: Image.Image) -> NDArray[np.float32]:
-    """RGB image -> float32 array (3, H, W): ``(pixel / 255 - mean) / std`` per channel,
-    computed as ``pixel * scale + bias`` straight into the channel-first output."""
-    pixels = np.asarray(image)  # (H, W, 3) uint8
-    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+def normalize_pixels(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """8-bit RGB pixels ``(..., H, W, 3)`` -> float32 ``(..., 3, H, W)``: ``(pixel / 255 -
+    mean) / std`` per channel, computed as ``pixel * scale + bias`` straight into the
+    channel-first output (one image or a batch)."""
+    if pixels.dtype != np.uint8 or pixels.ndim < 3 or pixels.shape[-1] != 3:
+        raise DataError(
+            f"pixels must be uint8 (..., H, W, 3) RGB, got {pixels.dtype} {pixels.shape}"
+        )
+    lead, (h, w) = pixels.shape[:-3], pixels.shape[-3:-1]
+    out = np.empty((*lead, 3, h, w), dtype=np.float32)
     for c in range(3):
-        np.multiply(pixels[:, :, c], _SCALE[c], out=out[c], casting="unsafe")
-        out[c] += _BIAS[c]
+        channel = out[..., c, :, :]
+        np.multiply(pixels[..., c], _SCALE[c], out=channel, casting="unsafe")
+        channel += _BIAS[c]
     return out
+
+
+def normalize(image: Image.Image) -> NDArray[np.float32]:
+    """RGB image -> float32 array (3, H, W), ImageNet-normalised (:func:`normalize_pixels`)."""
+    return normalize_pixels(np.asarray(image))
+
+
+def model_input(batch: NDArray[np.generic]) -> NDArray[np.float32]:
+    """What a runtime feeds its model: a uint8 batch ``(B, H, W, 3)`` is 8-bit RGB crops
+    (what ``carbonedge serve`` sends its nodes: a quarter of the bytes of float32) and is
+    normalised here, on the node that runs it; anything else is taken as an already
+    normalised float batch ``(B, 3, H, W)`` (no copy when it is C-contiguous float32)."""
+    if batch.dtype == np.uint8:
+        return normalize_pixels(batch)  # type: ignore[arg-type]
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def crop_pixels(image: Image.Image) -> NDArray[np.uint8]:
+    """Any PIL image -> uint8 (224, 224, 3) RGB: the transform of :func:`preprocess` without
+    the normalisation (checks the size limits first, like it)."""
+    check_image_size(*image.size)
+    return np.asarray(resize_and_crop(to_rgb(image)))
 
 
 def preprocess(image: Image.Image) -> NDArray[np.float32]:
@@ -175,5 +203,4 @@ def preprocess(image: Image.Image) -> NDArray[np.float32]:
     Raises :class:`ImageTooLargeError` (before converting or resizing) for an image outside the
     size limits; to refuse one before it is decoded, see :func:`carbonedge.data.read_image`.
     """
-    check_image_size(*image.size)
-    return normalize(resize_and_crop(to_rgb(image)))
+    return normalize_pixels(crop_pixels(image))

@@ -2,8 +2,10 @@
 
 The paper runs PyTorch (Section III.F); ONNX Runtime is offered beside it because it is about
 three times faster on one CPU thread for the paper's CNNs (see benchmarks/bench_runtimes.py).
-Both take a float32 batch ``(B, 3, 224, 224)`` and return float32 logits ``(B, classes)``, and
-give the same logits for the same model within 1e-4. Results name the runtime that produced
+Both take a float32 batch ``(B, 3, 224, 224)``, or a uint8 batch ``(B, 224, 224, 3)`` of 8-bit RGB
+crops that they normalise first (``carbonedge.data.preprocess.model_input``: the server sends its
+nodes a quarter of the bytes), return float32 logits ``(B, classes)``, and give the same logits
+for the same model within 1e-4. Results name the runtime that produced
 them through :attr:`Runtime.name`.
 
 torch and onnxruntime are imported only when a runtime of that kind is made.
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from carbonedge.data.preprocess import model_input
 from carbonedge.errors import ConfigError, ModelError
 from carbonedge.models.onnx_export import DEFAULT_INPUT_SHAPE, export_onnx
 
@@ -29,7 +32,8 @@ RUNTIME_KINDS: tuple[RuntimeKind, ...] = ("torch", "onnx")
 
 @runtime_checkable
 class Runtime(Protocol):
-    """Runs a model on a batch: float32 ``(B, 3, H, W)`` -> float32 logits ``(B, classes)``."""
+    """Runs a model on a batch: float32 ``(B, 3, H, W)`` (or uint8 RGB ``(B, H, W, 3)``, which
+    it normalises) -> float32 logits ``(B, classes)``."""
 
     name: str
 
@@ -37,8 +41,8 @@ class Runtime(Protocol):
 
 
 def _as_batch(batch: NDArray[Any]) -> NDArray[np.float32]:
-    # A no-op (no copy) for the usual C-contiguous float32 input.
-    return np.ascontiguousarray(batch, dtype=np.float32)
+    # uint8 (B, H, W, 3): 8-bit RGB crops, normalised here; float32: a no-op (no copy).
+    return model_input(batch)
 
 
 class TorchRuntime:

@@ -1,9 +1,13 @@
-"""Request bodies -> one preprocessed image (paper IV.A.2: 224x224, ImageNet mean/std).
+"""Request bodies -> one image's 224x224 crop (paper IV.A.2), as 8-bit RGB.
 
 A body is either the raw bytes of an image file (any format Pillow reads; ``Content-Type:
 image/*`` or anything that is not JSON) or a JSON object ``{"image_b64": "<base64>"}``. The
 image goes through ``carbonedge.data.preprocess``, the same transform the rest of CarbonEdge
-uses (any PIL mode -> 8-bit RGB, shorter side 256 px, centre crop 224 px, normalise).
+uses (any PIL mode -> 8-bit RGB, shorter side 256 px, centre crop 224 px), up to the
+normalisation: the server hands the engine uint8 ``(1, 224, 224, 3)`` crops, a quarter of the
+bytes of the float32 input, and the node that runs a task normalises it
+(``carbonedge.data.preprocess.model_input``), so that its CPU time, and its energy, are the
+task's.
 """
 
 from __future__ import annotations
@@ -17,28 +21,28 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import UnidentifiedImageError
 
-from carbonedge.data import MAX_IMAGE_PIXELS, read_image
+from carbonedge.data import MAX_IMAGE_PIXELS, read_pixels
 from carbonedge.errors import DataError
 from carbonedge.serve.errors import BadRequest
 
 __all__ = ["MAX_IMAGE_PIXELS", "decode_body", "decode_image"]
 
 
-def decode_image(data: bytes) -> NDArray[np.float32]:
-    """Image file bytes -> float32 (1, 3, 224, 224); raises BadRequest naming the problem.
+def decode_image(data: bytes) -> NDArray[np.uint8]:
+    """Image file bytes -> uint8 (1, 224, 224, 3); raises BadRequest naming the problem.
 
-    ``carbonedge.data.read_image`` checks the size the header declares against the pixel,
+    ``carbonedge.data.read_pixels`` checks the size the header declares against the pixel,
     resize and aspect-ratio limits of ``carbonedge.data.preprocess`` before decoding a pixel.
     """
     if not data:
         raise BadRequest("empty body: send the bytes of an image file (PNG, JPEG, ...)")
     try:
-        array = read_image(io.BytesIO(data), name=f"request body ({len(data)} bytes)")
+        array = read_pixels(io.BytesIO(data), name=f"request body ({len(data)} bytes)")
     except DataError as exc:
         raise BadRequest(_cannot_decode(data, exc.__cause__ or exc)) from exc
     except Exception as exc:  # Pillow's plugins parse untrusted bytes; any failure is a 400
         raise BadRequest(_cannot_decode(data, exc)) from exc
-    return array[None]  # (1, 3, 224, 224)
+    return array[None]  # (1, 224, 224, 3)
 
 
 def _cannot_decode(data: bytes, exc: BaseException) -> str:
@@ -48,8 +52,8 @@ def _cannot_decode(data: bytes, exc: BaseException) -> str:
     return f"cannot decode image ({len(data)} bytes): {reason}"
 
 
-def decode_body(data: bytes, content_type: str) -> NDArray[np.float32]:
-    """A request body -> float32 (1, 3, 224, 224).
+def decode_body(data: bytes, content_type: str) -> NDArray[np.uint8]:
+    """A request body -> uint8 (1, 224, 224, 3) (see :func:`decode_image`).
 
     ``application/json`` bodies must be ``{"image_b64": "<standard base64 of an image file>"}``;
     every other content type is taken as the image file itself.
