@@ -11,9 +11,9 @@ Routes (OpenAPI schema at ``/openapi.json``):
   (``serve.dashboard``).
 
 The handler only decodes (in a worker thread: ~3 ms of CPU for a 640x480 JPEG, to the 8-bit
-crop that the node normalises), submits to the engine and awaits
-the task's future without holding a thread, so thousands of requests can wait for a node while
-the engine's admission control decides who gets one.
+crop that the node normalises), submits to the engine and awaits the task's future without
+holding a thread, so thousands of requests can wait for a node while the engine's admission
+control decides who gets one.
 """
 
 from __future__ import annotations
