@@ -294,6 +294,30 @@ def test_body_longer_than_its_content_length(app: ServeApp) -> None:
     _assert_healthy(app)
 
 
+def test_pipelined_requests_are_answered_in_order(app: ServeApp) -> None:
+    png = _png((32, 24))
+    infer = (
+        b"POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        + f"Content-Length: {len(png)}\r\n\r\n".encode()
+        + png
+    )
+    blob = b"\0" * 40_000  # not an image: 400 naming its size, after its head was accepted
+    second = (
+        b"POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        + f"Content-Length: {len(blob)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    with _connect(app) as sock:
+        # Three requests in two writes; the third's head ends across them ("\r\n\r" | "\n"),
+        # and the second write holds more than 16 KiB after that end.
+        sock.sendall(infer + b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + second[:-1])
+        time.sleep(0.3)
+        sock.sendall(second[-1:] + blob)
+        answers = _all_responses(sock, TIMEOUT_S + 3.0)
+    assert [a[0] for a in answers] == [200, 200, 400], answers
+    assert len(answers[0][1]["top5"]) == 5 and answers[1][1]["status"] in ("ok", "degraded")
+    assert answers[2][1]["error"].startswith(f"cannot decode image ({len(blob)} bytes)")
+
+
 def test_bad_content_length_and_oversized_bodies(app: ServeApp) -> None:
     with _connect(app) as sock:
         sock.sendall(b"POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n")

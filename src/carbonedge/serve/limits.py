@@ -106,6 +106,8 @@ def limited_httptools(limits: ServerLimits) -> type[HttpToolsProtocol]:
         # None from the end of a head to the end of its message, while the body is read.
         _head: bytearray | None = None
         _refusal: bytes | None = None  # to send once the response in progress is complete
+        _chunk: bytes = b""  # the bytes being parsed, while they are
+        _seed: bytes = b""  # the end of the chunk in which the last message ended
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -128,20 +130,29 @@ def limited_httptools(limits: ServerLimits) -> type[HttpToolsProtocol]:
             if head is not None and not self.transport.is_closing():
                 # httptools buffers a header line whole before passing it on: bound the head
                 # here, before the parser sees it (the bytes after a head's end are a body).
+                seed, self._seed = self._seed, b""
                 head += data[: MAX_HEAD_BYTES + 4 - len(head)]
-                end = head.find(b"\r\n\r\n")
-                if (end if end >= 0 else len(head)) > MAX_HEAD_BYTES:
+                found = (seed + head if seed else head).find(b"\r\n\r\n")
+                size = found - len(seed) if found >= 0 else len(head)  # the head's bytes
+                if size > MAX_HEAD_BYTES:
                     message = f"request head over {MAX_HEAD_BYTES // 1024} KiB"
                     self._refuse(_raw_response(431, "Request Header Fields Too Large", message))
                     return
-            super().data_received(data)
+            self._chunk = data
+            try:
+                super().data_received(data)
+            finally:
+                self._chunk = b""  # not held between reads (up to 256 KiB a connection)
 
         def on_headers_complete(self) -> None:
             self._head = None
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._head = bytearray()
+            # A pipelined request may begin in the rest of this chunk, uncounted (one chunk at
+            # most); the chunk's last bytes let the next one find a head's end split between
+            # them, for one search only (so they can never hide a longer head).
+            self._head, self._seed = bytearray(), self._chunk[-3:]
             super().on_message_complete()
 
         def send_400_response(self, msg: str) -> None:
