@@ -22,7 +22,8 @@ Run: ``.venv/bin/python benchmarks/bench_serve_capacity.py [--clients 64] [--n 1
    ``--room-scale`` (default 0.5: 1.0 core in all), so that the host has CPU beyond the
    quotas for the server and the load generator, as a deployment with its own serving host
    has. The goal (>= 0.8 of capacity) is judged here: it asks whether the server keeps the
-   nodes busy.
+   nodes busy. Then again with ``--max-in-flight 2`` (a node is given its next task while it
+   runs one).
 4. For each ``--max-batch B`` (server restarted with ``--batch-wait-ms 5``, paper fleet): the
    throughput, the p50 latency and the energy per inference the answers were charged (the
    engine's per-task rule, labelled by its method).
@@ -227,6 +228,13 @@ def main() -> None:
     fleet = _fleet_file(folder, scale)
     (room,) = _serve(args.port + 1, folder, body, [(args.n, args.clients)], "--fleet", str(fleet))
     _capacity(room, paper_cores * scale, args.clients, f"fleet with room (quotas x {scale:g})")
+    for depth in (2,):
+        (deep,) = _serve(
+            args.port + 20 + depth, folder, body, [(args.n, args.clients)],
+            "--fleet", str(fleet), "--max-in-flight", str(depth),
+        )  # fmt: skip
+        label = f"fleet with room, --max-in-flight {depth}"
+        _capacity(deep, paper_cores * scale, args.clients, label)
 
     print("\nbatching (paper fleet, server restarted with --max-batch B --batch-wait-ms 5):")
     print(f"{'B':>3} {'inf/s':>7} {'p50 ms':>7} {'CPU ms/inf':>10} {'mJ/inf':>8}  method")

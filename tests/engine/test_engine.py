@@ -27,6 +27,7 @@ from carbonedge.engine import (
     open_engine,
 )
 from carbonedge.engine.intensity import IntensityFeed
+from carbonedge.errors import ConfigError
 from carbonedge.fleet import ModelRef
 from carbonedge.fleet.fakes import InProcessFleet
 from carbonedge.fleet.spec import parse_fleet
@@ -128,6 +129,27 @@ def test_full_queue_is_refused_at_once_with_retry_after(tmp_path: Path) -> None:
         assert refused.value.retry_after_s >= 1.0
         fleet.release()
         assert all(f.result(timeout=30).recorded for f in running + waiting)
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2, 3])
+def test_a_node_holds_at_most_max_in_flight_tasks(tmp_path: Path, max_in_flight: int) -> None:
+    fleet = InProcessFleet(_spec(), max_in_flight=max_in_flight)
+    fleet.hold = {"high", "green"}
+    config = EngineConfig(max_wait_s=30.0, poll_s=0.01)
+    with _engine(fleet, tmp_path, config=config) as engine:
+        key = engine.model_keys[0]
+        futures = [engine.submit(X, key, task_id=f"t{i}") for i in range(8)]
+        deadline = time.monotonic() + 10
+        while engine.in_flight < 2 * max_in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # a dispatcher that ignored the limit would send more by now
+        states = {s.name: s for s in fleet.node_states(key)}
+        assert engine.in_flight == 2 * max_in_flight and engine.queued == 8 - 2 * max_in_flight
+        assert all(s.tasks_in_flight == max_in_flight and s.load == 1.0 for s in states.values())
+        fleet.release()
+        assert all(f.result(timeout=30).recorded for f in futures)
+    with pytest.raises(ConfigError, match="max_in_flight: must be a whole number from 1 to 4"):
+        EngineSettings(max_in_flight=5)
 
 
 def test_no_eligible_node_is_refused_after_the_wait_with_reasons_then_recovers(

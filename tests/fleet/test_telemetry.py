@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from carbonedge.errors import ConfigError
 from carbonedge.fleet import default_fleet
 from carbonedge.fleet.fakes import InProcessFleet
 from carbonedge.fleet.local import LocalFleet
@@ -84,6 +85,24 @@ def test_bad_settings_are_refused() -> None:
         NodeTelemetry(HIGH, exec_time_source="cpu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="avg_time_window"):
         NodeTelemetry(HIGH, avg_time_window=0)
+
+
+def test_occupancy_counts_tasks_against_max_in_flight() -> None:
+    for depth, loads in ((1, [0.0, 1.0, 1.0]), (2, [0.0, 0.5, 1.0]), (4, [0.0, 0.25, 0.5])):
+        t = NodeTelemetry(HIGH, window_s=0.0, max_in_flight=depth)
+        seen = []
+        for _ in range(3):
+            seen.append(t.load(0.0))
+            t.submitted()
+        assert seen == loads
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ConfigError, match="max_in_flight"):
+            NodeTelemetry(HIGH, max_in_flight=bad)  # type: ignore[arg-type]
+    # the fleets refuse it when made, not when they start
+    with pytest.raises(ConfigError, match="max_in_flight"):
+        LocalFleet(default_fleet(), max_in_flight=0)
+    local = LocalFleet(default_fleet(), enforcement="dilation", max_in_flight=2)
+    assert local._new_node(HIGH).telemetry.max_in_flight == 2
 
 
 def _sources(nodes: list[NodeSpec], fleet: LocalFleet) -> set[str]:

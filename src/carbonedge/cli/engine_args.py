@@ -8,6 +8,7 @@ from pathlib import Path
 
 from carbonedge.engine import BACKENDS, METER_KINDS, EngineConfig, EngineSettings
 from carbonedge.errors import ConfigError
+from carbonedge.fleet.telemetry import MAX_IN_FLIGHT
 
 _POLICIES = ("paper", "normalized", "constrained")
 _MODES = ("performance", "balanced", "green")
@@ -72,6 +73,13 @@ def add_engine_arguments(
         f"{EngineConfig.max_wait_s:g})",
     )
     g.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=1,
+        help=f"tasks a node may hold at once, 1-{MAX_IN_FLIGHT} (default 1; 2: a node is given "
+        "its next task while it runs one, and never waits for the dispatch)",
+    )
+    g.add_argument(
         "--max-batch",
         type=int,
         default=EngineConfig.max_batch,
@@ -109,6 +117,7 @@ def engine_settings(
         "clock_start": start,
         "clock_speedup": args.clock_speedup,
         "run_prefix": run_prefix,
+        "max_in_flight": args.max_in_flight,
         "engine": EngineConfig(
             max_queue=args.max_queue,
             max_wait_s=args.max_wait_s,

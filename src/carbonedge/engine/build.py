@@ -38,6 +38,7 @@ from carbonedge.engine.windows import MeasurementWindows, NodeCpu
 from carbonedge.errors import ConfigError
 from carbonedge.fleet import FleetBackend, ModelPayload, load_fleet
 from carbonedge.fleet.base import RuntimeKind
+from carbonedge.fleet.telemetry import check_max_in_flight
 from carbonedge.scheduling import Scheduler
 
 __all__ = [
@@ -79,6 +80,8 @@ class EngineSettings:
         restart: restart a node that died and redeploy its models.
         load_window_s: Algorithm 1's load signal: 0 = each node's occupancy at decision time
             (the default), S > 0 = its quota utilisation over the last S seconds.
+        max_in_flight: tasks a node may hold at once (1, the default: one; 2: it is given its
+            next task while it runs one, see ``carbonedge.fleet.telemetry``).
         engine: admission, waiting and retries.
     """
 
@@ -99,6 +102,7 @@ class EngineSettings:
     clock_speedup: float = 1.0
     restart: bool = True
     load_window_s: float = 0.0
+    max_in_flight: int = 1
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,7 @@ class EngineSettings:
             raise ConfigError(f"meter: must be one of {METER_KINDS}, got {self.meter!r}")
         if not 0 <= self.window_s < float("inf"):
             raise ConfigError(f"window_s: must be a number >= 0 (s), got {self.window_s!r}")
+        check_max_in_flight(self.max_in_flight)
         if not 0 < self.measure_power_secs < float("inf"):
             raise ConfigError(
                 f"measure_power_secs: must be a number > 0 (s), got {self.measure_power_secs!r}"
@@ -147,12 +152,18 @@ def make_fleet(settings: EngineSettings) -> FleetBackend:
             address=settings.address,
             restart=settings.restart,
             load_window_s=settings.load_window_s,
+            max_in_flight=settings.max_in_flight,
         )
     if settings.address is not None:
         raise ConfigError("address: applies to backend 'ray' only")
     from carbonedge.fleet import LocalFleet
 
-    return LocalFleet(spec, restart=settings.restart, load_window_s=settings.load_window_s)
+    return LocalFleet(
+        spec,
+        restart=settings.restart,
+        load_window_s=settings.load_window_s,
+        max_in_flight=settings.max_in_flight,
+    )
 
 
 def open_engine(

@@ -45,6 +45,7 @@ class InProcessFleet:
         classes: int = 1000,
         load_window_s: float = 0.0,
         exec_time_source: ExecTimeSource = "wall",
+        max_in_flight: int = 1,
     ) -> None:
         self._spec = spec
         self.exec_s = exec_s
@@ -60,7 +61,12 @@ class InProcessFleet:
         self._seq = itertools.count()
         self._logits = np.linspace(0.0, 1.0, classes, dtype=np.float32)[None]
         self.telemetry = {
-            n.name: NodeTelemetry(n, window_s=load_window_s, exec_time_source=exec_time_source)
+            n.name: NodeTelemetry(
+                n,
+                window_s=load_window_s,
+                exec_time_source=exec_time_source,
+                max_in_flight=max_in_flight,
+            )
             for n in spec.nodes
         }
 

@@ -34,7 +34,7 @@ from carbonedge.fleet.base import (
 from carbonedge.fleet.cgroup import CgroupUnavailable, CpuQuotaGroup, sweep_stale
 from carbonedge.fleet.core import DeployReply, FleetCore, NodeHandle
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry, check_max_in_flight
 from carbonedge.fleet.worker import node_main
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class LocalFleet(FleetCore[_Node]):
     FleetError if not writable) or ``"dilation"``. ``restart``: restart a node after a fault.
     ``load_window_s``: the telemetry's load signal, a sliding window in seconds, or 0 (the
     default) for the node's occupancy at decision time (see :mod:`carbonedge.fleet.telemetry`).
+    ``max_in_flight``: tasks a node may hold at once (1: one; 2: the next one waits in the node's
+    own queue while it runs one, so the node never idles between tasks).
     """
 
     def __init__(
@@ -81,9 +83,11 @@ class LocalFleet(FleetCore[_Node]):
         task_timeout_s: float = 120.0,
         start_timeout_s: float = 120.0,
         load_window_s: float = 0.0,
+        max_in_flight: int = 1,
     ) -> None:
         if not load_window_s >= 0:
             raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
+        self._max_in_flight = check_max_in_flight(max_in_flight)
         super().__init__(
             spec,
             restart=restart,
@@ -107,7 +111,10 @@ class LocalFleet(FleetCore[_Node]):
         # time is a task's CPU time at its quota, not the wall time, which includes waiting
         # for the host's other processes (see carbonedge.fleet.telemetry).
         telemetry = NodeTelemetry(
-            spec, window_s=self._load_window_s, exec_time_source=EXEC_TIME_SOURCE
+            spec,
+            window_s=self._load_window_s,
+            exec_time_source=EXEC_TIME_SOURCE,
+            max_in_flight=self._max_in_flight,
         )
         return _Node(spec=spec, telemetry=telemetry, enforcement=self._pick_enforcement(spec))
 

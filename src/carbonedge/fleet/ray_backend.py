@@ -54,7 +54,7 @@ from carbonedge.fleet.ray_setup import (
     ray_available,
 )
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry
+from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry, check_max_in_flight
 
 if TYPE_CHECKING:
     from carbonedge.carbon.energy import EnergyReading
@@ -103,6 +103,8 @@ class RayFleet(FleetCore[_RayNode]):
     ``(1/q - 1) x cpu_s`` after each task, for single-host simulations) or ``"none"`` (real
     devices: the device is the quota; Ray's ``num_cpus`` is a reservation, not a limit).
     ``load_window_s``: the telemetry's load signal (0: occupancy, see ``fleet.telemetry``).
+    ``max_in_flight``: tasks a node may hold at once (see ``fleet.telemetry``; an actor runs
+    them one after another).
     """
 
     def __init__(
@@ -119,10 +121,12 @@ class RayFleet(FleetCore[_RayNode]):
         object_store_mb: int = 256,
         max_concurrency: int = 4,
         load_window_s: float = 0.0,
+        max_in_flight: int = 1,
     ) -> None:
         if not load_window_s >= 0:
             raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
         self._load_window_s = load_window_s
+        self._max_in_flight = check_max_in_flight(max_in_flight)
         super().__init__(
             spec,
             restart=restart,
@@ -180,7 +184,10 @@ class RayFleet(FleetCore[_RayNode]):
         return _RayNode(
             spec=spec,
             telemetry=NodeTelemetry(
-                spec, window_s=self._load_window_s, exec_time_source=self.exec_time_source
+                spec,
+                window_s=self._load_window_s,
+                exec_time_source=self.exec_time_source,
+                max_in_flight=self._max_in_flight,
             ),
             enforcement=self._enforcement,
             pin=self._pins[spec.name],

@@ -7,9 +7,13 @@ docs/scheduler.md says; nobody patches a state after this module built it.
 - ``load``: CPU seconds of the tasks finished in the last ``window_s`` seconds divided by
   ``window_s x cpu_quota`` (so 1.0 = the node's quota is fully used), clipped to 0..1. With
   ``window_s == 0`` (the engine's default) it is the node's occupancy at the moment of the
-  decision instead: ``min(1, tasks_in_flight)`` for a node with one inference thread. Occupancy
-  suits both a closed loop (the paper's runs) and an engine that dispatches only to nodes that
-  pass Algorithm 1's filter; a sliding window makes the node that ran the last task look busy.
+  decision instead: ``min(1, tasks_in_flight / max_in_flight)``, where ``max_in_flight`` (1 by
+  default, at most :data:`MAX_IN_FLIGHT`) is how many tasks a node may hold at once, running or
+  waiting in its own queue. With 1, a node that runs a task is full (load 1 > Algorithm 1's
+  limit of 0.8); with 2, it takes its next task while it runs one (load 0.5), so that it never
+  waits idle for the way back of a result and the dispatch of the next task. Occupancy suits
+  both a closed loop (the paper's runs) and an engine that dispatches only to nodes that pass
+  Algorithm 1's filter; a sliding window makes the node that ran the last task look busy.
 - ``latency_ms``: EMA of the dispatch latency, submit-to-result minus execution time minus the
   time the task waited in the node's own queue (the local analogue of the network latency that
   AMP4EC's Algorithm 1 compares with a threshold; queueing is ``tasks_in_flight``, not latency).
@@ -45,10 +49,18 @@ import statistics
 from collections import deque
 from typing import Literal, get_args
 
+from carbonedge.errors import ConfigError
 from carbonedge.fleet.spec import NodeSpec
 from carbonedge.scheduling import NodeState  # pure: no torch, no I/O
 
-__all__ = ["AVG_TIME_WINDOW", "ExecTimeSource", "NodeState", "NodeTelemetry"]
+__all__ = [
+    "AVG_TIME_WINDOW",
+    "MAX_IN_FLIGHT",
+    "ExecTimeSource",
+    "NodeState",
+    "NodeTelemetry",
+    "check_max_in_flight",
+]
 
 # How many recent execution-time samples per (node, model) ``avg_time_s`` is the median of. 32
 # tasks span several warm-up rounds of an experiment, so a slow warm-up (or two) is outvoted,
@@ -58,6 +70,21 @@ AVG_TIME_WINDOW = 32
 # What one execution-time sample is (module docstring): the measured wall time, or the task's
 # CPU seconds over the cores the node may use (nodes simulated on a shared host).
 ExecTimeSource = Literal["wall", "cpu_share"]
+
+# Most tasks a node may be given at once (``max_in_flight``): with occupancy as the load, k - 1
+# tasks out of k must stay within Algorithm 1's load limit of 0.8 for a node to take its k-th,
+# which holds up to k = 5; 4 is already more than hiding a dispatch needs.
+MAX_IN_FLIGHT = 4
+
+
+def check_max_in_flight(value: object) -> int:
+    """``value`` if it is a whole number of tasks in 1..:data:`MAX_IN_FLIGHT`; else ConfigError."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_IN_FLIGHT:
+        raise ConfigError(
+            f"max_in_flight: must be a whole number from 1 to {MAX_IN_FLIGHT} (tasks a node may "
+            f"hold at once), got {value!r}"
+        )
+    return value
 
 
 class NodeTelemetry:
@@ -72,7 +99,9 @@ class NodeTelemetry:
         latency_half_life_s: float = 1.0,
         exec_time_source: ExecTimeSource = "wall",
         avg_time_window: int = AVG_TIME_WINDOW,
+        max_in_flight: int = 1,
     ) -> None:
+        check_max_in_flight(max_in_flight)
         if exec_time_source not in get_args(ExecTimeSource):
             raise ValueError(
                 f"exec_time_source must be one of {get_args(ExecTimeSource)}, "
@@ -81,6 +110,7 @@ class NodeTelemetry:
         if avg_time_window < 1:
             raise ValueError(f"avg_time_window must be >= 1, got {avg_time_window}")
         self.spec = spec
+        self.max_in_flight = max_in_flight
         self.exec_time_source: ExecTimeSource = exec_time_source
         self.avg_time_window = avg_time_window
         self.window_s = window_s
@@ -147,9 +177,10 @@ class NodeTelemetry:
         return exec_ms / 1000.0
 
     def load(self, now_s: float) -> float:
-        """Fraction (0..1) of the node's CPU quota used over the last ``window_s`` seconds."""
+        """Fraction (0..1) of the node's CPU quota used over the last ``window_s`` seconds, or
+        (``window_s == 0``) its occupancy, ``tasks_in_flight / max_in_flight``."""
         if self.window_s <= 0:
-            return 1.0 if self.tasks_in_flight else 0.0
+            return min(1.0, self.tasks_in_flight / self.max_in_flight)
         horizon = now_s - self.window_s
         while self._recent and self._recent[0][0] < horizon:
             self._recent.popleft()
