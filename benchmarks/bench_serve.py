@@ -7,8 +7,8 @@ is hard-coded.
 A client thread sends ``--n`` sequential ``POST /v1/infer`` requests (urllib, a new connection
 per request, as curl would) with one real photograph (scikit-image's ``chelsea.png``, PNG,
 451x300) to a server on 127.0.0.1 in front of the paper's three-node LocalFleet. Side by side,
-after each HTTP request, the same preprocessed image is submitted straight to the same node with
-``fleet.submit`` (no HTTP, no decoding, no scheduler, no accounting). Printed:
+after each HTTP request, the 8-bit crop the server sends is submitted straight to the same node
+with ``fleet.submit`` (no HTTP, no decoding, no scheduler, no accounting). Printed:
 
 - client latency (urllib call), server-side latency, node exec_ms, direct-submit latency;
 - server overhead per request = client latency - exec_ms, and its parts from the response's
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbonedge.data import read_image, skimage_photographs
+from carbonedge.data import read_pixels, skimage_photographs
 from carbonedge.engine import EngineSettings, open_engine
 from carbonedge.fleet import LocalFleet, ModelRef, load_fleet
 from carbonedge.serve import ServeApp, ServeConfig
@@ -53,7 +53,7 @@ def main() -> None:
 
     photo = next(p for p in skimage_photographs() if p.name == "chelsea.png")
     body = photo.read_bytes()
-    tensor = read_image(photo)[None]  # (1, 3, 224, 224), the direct path's input
+    tensor = read_pixels(photo)[None]  # (1, 224, 224, 3) uint8: what the server sends a node
     settings = EngineSettings(
         meter=args.meter,
         policy=args.policy,

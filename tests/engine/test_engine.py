@@ -328,6 +328,19 @@ def test_dynamic_batching_runs_one_batch_and_splits_its_cost(tmp_path: Path) -> 
     assert sum(r[8] for r in rows) == pytest.approx(4 * rows[0][8], rel=1e-12)
 
 
+def test_batches_never_mix_input_formats(tmp_path: Path) -> None:
+    fleet = InProcessFleet(_spec(), cpu_s=0.04)
+    config = EngineConfig(max_batch=4, batch_wait_ms=300.0, max_wait_s=10.0, poll_s=0.01)
+    crops = np.zeros((1, 224, 224, 3), dtype=np.uint8)  # what the server sends
+    with _engine(fleet, tmp_path, config=config) as engine:
+        key = engine.model_keys[0]
+        batches = [X, crops, X, crops, X.astype(np.float64), X]
+        futures = [engine.submit(b, key, task_id=f"m{i}") for i, b in enumerate(batches)]
+        outs = [f.result(timeout=30) for f in futures]
+    assert all(o.recorded for o in outs)
+    assert sorted(fleet.batch_sizes) == [1, 2, 3]  # float32 x3, uint8 x2, float64 x1
+
+
 def test_explain_records_the_engines_own_decision_margin(tmp_path: Path) -> None:
     fleet = InProcessFleet(_spec())
     with _engine(fleet, tmp_path) as engine:

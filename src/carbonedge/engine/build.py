@@ -82,6 +82,8 @@ class EngineSettings:
             (the default), S > 0 = its quota utilisation over the last S seconds.
         max_in_flight: tasks a node may hold at once (1, the default: one; 2: it is given its
             next task while it runs one, see ``carbonedge.fleet.telemetry``).
+            ``load_window_s`` and ``max_in_flight`` configure the fleet the engine makes; a
+            fleet passed to :func:`open_engine` keeps its own.
         engine: admission, waiting and retries.
     """
 

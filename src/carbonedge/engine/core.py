@@ -394,11 +394,15 @@ class Engine:
             self._dispatch(group, node, readings)
 
     def _batchable(self, head: _Request, other: _Request) -> bool:
+        shape = getattr(other.batch, "shape", (0,))
         return (
             other.model_key == head.model_key
             and other.scheduler is head.scheduler
             and other.failed == head.failed
-            and getattr(other.batch, "shape", (0,))[0] == 1
+            and shape[0] == 1
+            # one input format per batch: 8-bit crops and float tensors never mix
+            and shape[1:] == getattr(head.batch, "shape", (0,))[1:]
+            and getattr(other.batch, "dtype", None) == getattr(head.batch, "dtype", None)
         )
 
     def _batch_full(self, head: _Request) -> bool:

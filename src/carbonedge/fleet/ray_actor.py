@@ -127,13 +127,16 @@ def make_meter(kind: str, idle_w: float, max_w: float, cpu_quota: float) -> Ener
 
 @dataclass(frozen=True)
 class StageMeta:
-    """Timings of one task on a node: ``time.time()`` s stamps, ``exec_ms`` and ``cpu_s``."""
+    """Timings of one task on a node: ``time.time()`` s stamps, ``exec_ms`` and ``cpu_s``;
+    ``queued_ms``: how long it waited for the task before it on the actor (``max_in_flight``
+    above 1), left out of the dispatch latency as the local fleet does."""
 
     started_at: float
     finished_at: float
     exec_ms: float
     cpu_s: float
     ray_node_id: str
+    queued_ms: float = 0.0
 
 
 class EdgeNodeActor:
@@ -187,19 +190,21 @@ class EdgeNodeActor:
 
     def run(self, key: str, batch: Any) -> tuple[Any, StageMeta]:
         """Run model ``key`` on ``batch`` (an array, or resolved from an upstream ObjectRef)."""
+        arrived = time.perf_counter()
         with self._run_lock:
             runner = self._runners.get(key)
             if runner is None:
                 raise KeyError(f"model {key!r} is not deployed on node {self.name!r}")
             started = time.time()
             w0, c0 = time.perf_counter(), time.thread_time()
+            queued_ms = (w0 - arrived) * 1000.0
             # Ray hands arrays over zero-copy and read-only; torch wants a writable buffer.
             out = runner.run(np.require(batch, requirements="W"))
             cpu_s = time.thread_time() - c0
             if self.dilate:
                 time.sleep(dilation_sleep_s(self.cpu_quota, cpu_s))
             exec_ms = (time.perf_counter() - w0) * 1000.0
-        return out, StageMeta(started, time.time(), exec_ms, cpu_s, self.ray_node_id)
+        return out, StageMeta(started, time.time(), exec_ms, cpu_s, self.ray_node_id, queued_ms)
 
     def read_energy(self) -> EnergyReading:
         """The energy of this node since the last read (or the start), then start a new window."""

@@ -312,7 +312,7 @@ class RayFleet(FleetCore[_RayNode]):
         # An intermediate pipeline stage's activation stays on the object store: empty output.
         output, meta = rf.result() if with_output else (_empty_output(), rf.result())
         meta = cast(StageMeta, meta)
-        p = self._finish(n, seq, meta.cpu_s, meta.exec_ms)
+        p = self._finish(n, seq, meta.cpu_s, meta.exec_ms, meta.queued_ms)
         if p is None:  # already failed over: never record a task twice
             return
         p.future.set_result(

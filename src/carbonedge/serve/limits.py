@@ -2,10 +2,9 @@
 concurrent decodes, so that no client (slow, half-sent, flooding) can hold the server or
 exhaust its memory (docs/security.md, "Limits of the server").
 
-uvicorn closes idle keep-alive connections, but has no time limit on a head that arrives slowly,
-nor on a body; with httptools (its fast parser, ~0.5 ms of CPU a request less than h11 here) it
-does not bound a head's size either; and it accepts every connection. :func:`limited_httptools`
-is uvicorn's httptools protocol with a deadline and a size bound for each request head and a cap
+uvicorn bounds a request head's size (h11: 16 KiB) and closes idle keep-alive connections, but
+has no time limit on a head that arrives slowly, nor on a body; and it accepts every connection.
+:func:`limited_h11` is uvicorn's h11 protocol with a deadline for each request head and a cap
 on open connections; :class:`RequestLimiter` reads bodies under a deadline and a shared memory
 budget and runs image decoding a few at a time.
 """
@@ -22,7 +21,7 @@ from typing import Final, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from carbonedge.errors import ConfigError
 from carbonedge.serve.errors import (
@@ -33,14 +32,11 @@ from carbonedge.serve.errors import (
     ServeError,
 )
 
-__all__ = ["MAX_HEAD_BYTES", "RequestLimiter", "ServerLimits", "limited_httptools"]
+__all__ = ["RequestLimiter", "ServerLimits", "limited_h11"]
 
 T = TypeVar("T")
 
 MIB: Final = 2**20
-MAX_HEAD_BYTES: Final = 16 * 1024
-"""Largest request head (request line and headers) the server reads: 16 KiB, h11's bound and
-that of most servers; a longer one is answered 431 and the connection closed."""
 
 
 @dataclass(frozen=True)
@@ -93,25 +89,17 @@ def _raw_response(
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def limited_httptools(limits: ServerLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with a deadline per request head, a bound on its size
-    (:data:`MAX_HEAD_BYTES`) and at most ``limits.max_connections`` open connections (pass as
-    ``uvicorn.Config(http=...)``)."""
+def limited_h11(limits: ServerLimits) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a deadline per request head and at most
+    ``limits.max_connections`` open connections (pass as ``uvicorn.Config(http=...)``)."""
     timeout_s = limits.header_timeout_s
 
-    class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    class LimitedH11Protocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
         _armed_cycle: object = None
-        # The bytes of the request head being received (at most MAX_HEAD_BYTES + 4 kept);
-        # None from the end of a head to the end of its message, while the body is read.
-        _head: bytearray | None = None
-        _refusal: bytes | None = None  # to send once the response in progress is complete
-        _chunk: bytes = b""  # the bytes being parsed, while they are
-        _seed: bytes = b""  # the end of the chunk in which the last message ended
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._head = bytearray()
             if len(self.connections) > limits.max_connections:
                 message = f"too many connections (limit {limits.max_connections}); retry shortly"
                 transport.write(_raw_response(503, "Service Unavailable", message, 1))
@@ -123,62 +111,14 @@ def limited_httptools(limits: ServerLimits) -> type[HttpToolsProtocol]:
             self._disarm()
             super().connection_lost(exc)
 
-        def data_received(self, data: bytes) -> None:
-            if self._refusal is not None:
-                return  # refused: the connection closes after the response in progress
-            head = self._head
-            if head is not None and not self.transport.is_closing():
-                # httptools buffers a header line whole before passing it on: bound the head
-                # here, before the parser sees it (the bytes after a head's end are a body).
-                seed, self._seed = self._seed, b""
-                head += data[: MAX_HEAD_BYTES + 4 - len(head)]
-                found = (seed + head if seed else head).find(b"\r\n\r\n")
-                size = found - len(seed) if found >= 0 else len(head)  # the head's bytes
-                if size > MAX_HEAD_BYTES:
-                    message = f"request head over {MAX_HEAD_BYTES // 1024} KiB"
-                    self._refuse(_raw_response(431, "Request Header Fields Too Large", message))
-                    return
-            self._chunk = data
-            try:
-                super().data_received(data)
-            finally:
-                self._chunk = b""  # not held between reads (up to 256 KiB a connection)
-
-        def on_headers_complete(self) -> None:
-            self._head = None
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            # A pipelined request may begin in the rest of this chunk, uncounted (one chunk at
-            # most); the chunk's last bytes let the next one find a head's end split between
-            # them, for one search only (so they can never hide a longer head).
-            self._head, self._seed = bytearray(), self._chunk[-3:]
-            super().on_message_complete()
-
         def send_400_response(self, msg: str) -> None:
-            # httptools refused the request (malformed, a bad Content-Length, a body longer
-            # than its Content-Length running into the next request): JSON like every error
-            message = f"invalid HTTP request (malformed): {msg}"
-            self._refuse(_raw_response(400, "Bad Request", message))
-
-        def _refuse(self, response: bytes) -> None:
-            """Send ``response`` and close: at once, or after the response of a request that
-            came before on this connection (pipelined), which is answered first."""
-            cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
-                self._refusal = response
-                self.transport.pause_reading()
-                return
-            self.transport.write(response)
+            # h11 refused the request (malformed, head over 16 KiB, body longer than its
+            # Content-Length running into the next request): JSON like every other error
+            message = f"invalid HTTP request (malformed, or a head over 16 KiB): {msg}"
+            self.transport.write(_raw_response(400, "Bad Request", message))
             self.transport.close()
 
         def on_response_complete(self) -> None:
-            refusal, self._refusal = self._refusal, None
-            if refusal is not None:
-                if not self.transport.is_closing():
-                    self.transport.write(refusal)
-                    self.transport.close()
-                return
             super().on_response_complete()
             self._arm()  # the next request's head has its own deadline
 
@@ -199,12 +139,13 @@ def limited_httptools(limits: ServerLimits) -> type[HttpToolsProtocol]:
                 return  # a new request started: the app bounds its body (RequestLimiter)
             if cycle is not None and not cycle.response_complete:
                 return
-            if self._head:  # part of a head: say why before closing
+            pending, _ = self.conn.trailing_data
+            if pending:  # part of a head: say why before closing
                 message = f"request head not received within {timeout_s:g} s"
                 self.transport.write(_raw_response(408, "Request Timeout", message))
-            self.transport.close()
+            self.transport.close()  # connection_lost tells h11
 
-    return LimitedHttpToolsProtocol
+    return LimitedH11Protocol
 
 
 class RequestLimiter:

@@ -32,7 +32,7 @@ from carbonedge.serve.app import create_app
 from carbonedge.serve.config import ServeConfig
 from carbonedge.serve.dashboard import dashboard_router
 from carbonedge.serve.jobs import JobRunner, jobs_path, jobs_router
-from carbonedge.serve.limits import RequestLimiter, limited_httptools
+from carbonedge.serve.limits import RequestLimiter, limited_h11
 from carbonedge.serve.provenance import model_provenance
 from carbonedge.serve.tenants import open_gate, tenants_router
 
@@ -102,7 +102,7 @@ class ServeApp:
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
-                http=limited_httptools(config.limits),  # head deadline and size, connections
+                http=limited_h11(config.limits),  # head deadline, connection cap
                 loop="uvloop",
                 ws="none",
                 log_level="warning",
