@@ -103,6 +103,12 @@ def test_occupancy_counts_tasks_against_max_in_flight() -> None:
         LocalFleet(default_fleet(), max_in_flight=0)
     local = LocalFleet(default_fleet(), enforcement="dilation", max_in_flight=2)
     assert local._new_node(HIGH).telemetry.max_in_flight == 2
+    from carbonedge.fleet.base import FleetError
+    from carbonedge.fleet.ray_backend import RayFleet  # not started: no Ray needed
+
+    RayFleet(default_fleet(), max_in_flight=4)  # the default actor threads leave room
+    with pytest.raises(FleetError, match=r"max_concurrency \(2\) must exceed max_in_flight \(2\)"):
+        RayFleet(default_fleet(), max_in_flight=2, max_concurrency=2)
 
 
 def _sources(nodes: list[NodeSpec], fleet: LocalFleet) -> set[str]:

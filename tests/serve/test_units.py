@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -196,3 +197,43 @@ def test_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="backend"):
         EngineSettings(backend="k8s")  # type: ignore[arg-type]
     assert math.isfinite(ServeConfig().max_body_bytes)
+
+
+def test_request_limiter_releases_a_body_on_every_exit() -> None:
+    from starlette.requests import Request
+
+    from carbonedge.serve.errors import PayloadTooLarge, RequestTimeout
+    from carbonedge.serve.limits import RequestLimiter, ServerLimits
+
+    def request(length: int, pieces: list[bytes]) -> Request:
+        async def receive() -> dict[str, object]:
+            if pieces:
+                return {"type": "http.request", "body": pieces.pop(0), "more_body": True}
+            await asyncio.sleep(3600)  # the client stalls
+            raise AssertionError("unreachable")
+
+        headers = [(b"content-length", str(length).encode())]
+        return Request({"type": "http", "method": "POST", "headers": headers}, receive)
+
+    limiter = RequestLimiter(ServerLimits(body_timeout_s=0.2), max_body_bytes=64)
+
+    async def read(req: Request) -> None:
+        async with limiter.body(req):
+            pass
+
+    async def scenario() -> None:
+        with pytest.raises(RequestTimeout, match=r"within 0.2 s \(10 of 40 bytes arrived\)"):
+            await read(request(40, [b"x" * 10]))
+        assert limiter.buffered_bytes == 0
+        with pytest.raises(PayloadTooLarge, match="over the limit of 64 bytes"):
+            await read(request(60, [b"x" * 40, b"x" * 40]))  # longer than it said
+        assert limiter.buffered_bytes == 0
+        task = asyncio.ensure_future(read(request(40, [b"x" * 10])))
+        await asyncio.sleep(0.05)
+        assert limiter.buffered_bytes == 10  # held while it is read
+        task.cancel()  # the server shutting down
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert limiter.buffered_bytes == 0
+
+    asyncio.run(scenario())

@@ -20,7 +20,7 @@ alone (``Image.open`` reads the header without decoding), before any decoding or
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -186,7 +186,7 @@ def model_input(batch: NDArray[np.generic]) -> NDArray[np.float32]:
     normalised here, on the node that runs it; anything else is taken as an already
     normalised float batch ``(B, 3, H, W)`` (no copy when it is C-contiguous float32)."""
     if batch.dtype == np.uint8:
-        return normalize_pixels(batch)  # type: ignore[arg-type]
+        return normalize_pixels(cast("NDArray[np.uint8]", batch))
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 

@@ -8,7 +8,8 @@ the intensity feed and the durable ledger, started together and closed together.
 
     with open_engine(EngineSettings(meter="fake"), models=[ModelRef("mobilenet_v2")]) as engine:
         key = engine.model_keys[0]
-        outcome = engine.run(batch, key, task_id="img-0")   # batch: float32 (1, 3, 224, 224)
+        # batch: float32 (1, 3, 224, 224), or the 8-bit crop, uint8 (1, 224, 224, 3)
+        outcome = engine.run(batch, key, task_id="img-0")
         print(outcome.node, outcome.charge.gco2, outcome.row)
 """
 

@@ -54,7 +54,12 @@ from carbonedge.fleet.ray_setup import (
     ray_available,
 )
 from carbonedge.fleet.spec import FleetSpec, NodeSpec
-from carbonedge.fleet.telemetry import ExecTimeSource, NodeTelemetry, check_max_in_flight
+from carbonedge.fleet.telemetry import (
+    MAX_IN_FLIGHT,
+    ExecTimeSource,
+    NodeTelemetry,
+    check_max_in_flight,
+)
 
 if TYPE_CHECKING:
     from carbonedge.carbon.energy import EnergyReading
@@ -119,7 +124,7 @@ class RayFleet(FleetCore[_RayNode]):
         task_timeout_s: float = 120.0,
         start_timeout_s: float = 120.0,
         object_store_mb: int = 256,
-        max_concurrency: int = 4,
+        max_concurrency: int = MAX_IN_FLIGHT + 2,
         load_window_s: float = 0.0,
         max_in_flight: int = 1,
     ) -> None:
@@ -127,6 +132,11 @@ class RayFleet(FleetCore[_RayNode]):
             raise FleetError(f"load_window_s must be >= 0 (0 = occupancy), got {load_window_s}")
         self._load_window_s = load_window_s
         self._max_in_flight = check_max_in_flight(max_in_flight)
+        if max_concurrency <= max_in_flight:  # a task waiting outside the actor is not queued_ms
+            raise FleetError(
+                f"max_concurrency ({max_concurrency}) must exceed max_in_flight "
+                f"({max_in_flight}): the actor's threads hold its tasks and its control calls"
+            )
         super().__init__(
             spec,
             restart=restart,

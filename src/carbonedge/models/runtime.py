@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import torch
 
 RuntimeKind = Literal["torch", "onnx"]
+Batch = NDArray[np.float32] | NDArray[np.uint8]
+"""A runtime's input: a normalised float batch (B, 3, H, W) or 8-bit RGB crops (B, H, W, 3)."""
 RUNTIME_KINDS: tuple[RuntimeKind, ...] = ("torch", "onnx")
 
 
@@ -37,7 +39,7 @@ class Runtime(Protocol):
 
     name: str
 
-    def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]: ...
+    def run(self, batch: Batch) -> NDArray[np.float32]: ...
 
 
 def _as_batch(batch: NDArray[Any]) -> NDArray[np.float32]:
@@ -62,7 +64,7 @@ class TorchRuntime:
         self.model = model.eval()
         torch.set_num_threads(self.threads)
 
-    def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+    def run(self, batch: Batch) -> NDArray[np.float32]:
         torch = self._torch
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
@@ -112,7 +114,7 @@ class OnnxRuntime:
             raise ModelError(f"ONNX model {model_path} must have one input, it has {names}")
         self._input_name: str = inputs[0].name
 
-    def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+    def run(self, batch: Batch) -> NDArray[np.float32]:
         outputs = self._session.run(None, {self._input_name: _as_batch(batch)})
         return np.asarray(outputs[0], dtype=np.float32)
 

@@ -168,8 +168,9 @@ class RequestLimiter:
         chunks: list[bytes] = []
         try:
             await self._read(request, chunks)
-        except ServeError as exc:
-            exc.close_connection = True  # type: ignore[attr-defined]
+        except BaseException as exc:  # a refusal, or the request cancelled (shutdown)
+            if isinstance(exc, ServeError):
+                exc.close_connection = True  # type: ignore[attr-defined]
             self.buffered_bytes -= sum(map(len, chunks))
             raise
         held = sum(map(len, chunks))
