@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.errors import MeterError
 from carbonedge.fleet.worker import (
@@ -198,8 +196,9 @@ class EdgeNodeActor:
             started = time.time()
             w0, c0 = time.perf_counter(), time.thread_time()
             queued_ms = (w0 - arrived) * 1000.0
-            # Ray hands arrays over zero-copy and read-only; torch wants a writable buffer.
-            out = runner.run(np.require(batch, requirements="W"))
+            # Ray hands arrays over zero-copy and read-only; both runtimes take those as they are
+            # (TorchRuntime copies a read-only float batch itself; crops are normalised anew).
+            out = runner.run(batch)
             cpu_s = time.thread_time() - c0
             if self.dilate:
                 time.sleep(dilation_sleep_s(self.cpu_quota, cpu_s))

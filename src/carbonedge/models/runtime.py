@@ -5,8 +5,8 @@ three times faster on one CPU thread for the paper's CNNs (see benchmarks/bench_
 Both take a float32 batch ``(B, 3, 224, 224)``, or a uint8 batch ``(B, 224, 224, 3)`` of 8-bit RGB
 crops that they normalise first (``carbonedge.data.preprocess.model_input``: the server sends its
 nodes a quarter of the bytes), return float32 logits ``(B, classes)``, and give the same logits
-for the same model within 1e-4. Results name the runtime that produced
-them through :attr:`Runtime.name`.
+for the same model within 1e-4. Results name the runtime that produced them through
+:attr:`Runtime.name`.
 
 torch and onnxruntime are imported only when a runtime of that kind is made.
 """
@@ -14,7 +14,7 @@ torch and onnxruntime are imported only when a runtime of that kind is made.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,11 +42,6 @@ class Runtime(Protocol):
     def run(self, batch: Batch) -> NDArray[np.float32]: ...
 
 
-def _as_batch(batch: NDArray[Any]) -> NDArray[np.float32]:
-    # uint8 (B, H, W, 3): 8-bit RGB crops, normalised here; float32: a no-op (no copy).
-    return model_input(batch)
-
-
 class TorchRuntime:
     """PyTorch eager execution under ``torch.inference_mode`` on ``threads`` intra-op threads.
 
@@ -68,7 +63,7 @@ class TorchRuntime:
         torch = self._torch
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        array = _as_batch(batch)
+        array = model_input(batch)  # crops normalised; C-contiguous float32 as it is
         if not array.flags.writeable:
             # torch.from_numpy warns on read-only memory (ImageSet.tensors is read-only), and a
             # model may write its input in place: copy (~0.1 ms for 1x3x224x224).
@@ -115,7 +110,7 @@ class OnnxRuntime:
         self._input_name: str = inputs[0].name
 
     def run(self, batch: Batch) -> NDArray[np.float32]:
-        outputs = self._session.run(None, {self._input_name: _as_batch(batch)})
+        outputs = self._session.run(None, {self._input_name: model_input(batch)})
         return np.asarray(outputs[0], dtype=np.float32)
 
 
