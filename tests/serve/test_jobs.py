@@ -1,7 +1,9 @@
 """Deferrable jobs over real HTTP on 127.0.0.1, on an in-process fleet whose intensities come
-from a CSV trace replayed under a clock the test moves: the job is planned for the greenest
+from a CSV trace replayed under a clock the test moves. With the trace's true future (the
+``oracle`` forecaster, so that the greenest slot is known) the job is planned for the greenest
 slot before its deadline, runs when the clock reaches it (not before), reports its carbon and
-the carbon of running at submission, and survives a restart. Also: the OpenAPI schema is valid.
+the carbon of running at submission, and survives a restart. With the default forecaster the
+plan uses only the hours before submission. Also: the OpenAPI schema is valid.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def ledger_rows(tmp_path: Path) -> list[tuple[Any, ...]]:
 
 def test_a_job_runs_in_the_greenest_slot_before_its_deadline(tmp_path: Path) -> None:
     clock = Clock(T0 + timedelta(minutes=10))
-    with serve(tmp_path, None, spec=trace_spec(tmp_path), clock=clock) as app:
+    with serve(tmp_path, None, spec=trace_spec(tmp_path), clock=clock, forecaster="oracle") as app:
         deadline = T0 + timedelta(hours=5, minutes=30)  # the 50 at 07:00 is past it
         status, headers, job = submit(
             app, {"images": [b64(png()), b64(png())], "deadline": deadline.isoformat()}
@@ -149,7 +151,7 @@ def test_jobs_survive_a_restart_and_belong_to_their_tenant(tmp_path: Path) -> No
     store.close()
     spec = trace_spec(tmp_path)
     clock = Clock(T0 + timedelta(minutes=10))
-    with serve(tmp_path, tenants, spec=spec, clock=clock) as app:
+    with serve(tmp_path, tenants, spec=spec, clock=clock, forecaster="oracle") as app:
         body = {"images": [b64(png())], "deadline": (T0 + timedelta(hours=5)).isoformat()}
         assert submit(app, body)[0] == 401  # keys apply to jobs too
         status, _, job = submit(app, body, key)
@@ -157,7 +159,7 @@ def test_jobs_survive_a_restart_and_belong_to_their_tenant(tmp_path: Path) -> No
         assert get(app, job["id"], other)[0] == 404  # another tenant's job is not there
     assert (tmp_path / "ledger.jobs.sqlite").is_file()  # beside the ledger
     clock.now = T0 + timedelta(hours=3, minutes=30)  # the server was down at the planned time
-    with serve(tmp_path, tenants, spec=spec, clock=clock) as app:
+    with serve(tmp_path, tenants, spec=spec, clock=clock, forecaster="oracle") as app:
         done = wait_done(app, job["id"], key)
         _, _, me = request(app, "GET", "/v1/tenant", headers={"Authorization": f"Bearer {key}"})
     assert done["state"] == "done" and done["results"][0]["node"] == "green"
@@ -168,7 +170,7 @@ def test_jobs_survive_a_restart_and_belong_to_their_tenant(tmp_path: Path) -> No
 def test_bad_jobs_are_400(tmp_path: Path) -> None:
     clock = Clock(T0 + timedelta(minutes=10))
     later = (T0 + timedelta(hours=1)).isoformat()
-    with serve(tmp_path, None, spec=trace_spec(tmp_path), clock=clock) as app:
+    with serve(tmp_path, None, spec=trace_spec(tmp_path), clock=clock, forecaster="oracle") as app:
         cases: list[tuple[dict[str, Any], str]] = [
             ({"images": [b64(png())], "deadline": T0.isoformat()}, "not after now"),
             ({"images": [b64(png())], "deadline": "2024-05-01T01:00:00"}, "timezone"),
@@ -207,7 +209,8 @@ def test_forecast_points_fall_on_step_boundaries(tmp_path: Path) -> None:
 
     feed = IntensityFeed(trace_spec(tmp_path), Clock(T0))
     start = T0 + timedelta(minutes=7)
-    points = forecast(feed, "green", start, T0 + timedelta(hours=4), timedelta(minutes=30))
+    end = T0 + timedelta(hours=4)
+    points = forecast(feed, "green", start, end, timedelta(minutes=30), forecaster="oracle")
     assert [t for t, _ in points][:3] == [
         start,
         T0 + timedelta(minutes=30),
@@ -215,3 +218,32 @@ def test_forecast_points_fall_on_step_boundaries(tmp_path: Path) -> None:
     ]
     assert points[-1][0] == T0 + timedelta(hours=3, minutes=30)
     assert dict(points)[T0 + timedelta(hours=3)] == 100.0
+
+
+def test_the_default_plan_uses_only_the_past(tmp_path: Path) -> None:
+    """Three days of a daily cycle (dip to 100 at 03:00): submitted on day 3 at 00:10, the
+    default forecaster (``ar``, which answers as ``daily`` on three days of history) plans
+    the 03:00 dip from the past days; the trace's own future is the same, so the plan agrees
+    with the oracle. After changing only the future (the third day's dip moved to 04:00), the
+    plan is unchanged: it never saw it."""
+    day = [400, 350, 300, 100, 300, 400, 450, 420]
+    for moved in (False, True):
+        folder = tmp_path / str(moved)
+        folder.mkdir()
+        lines = ["timestamp,zone,gco2_per_kwh"]
+        for d in range(3):
+            values = [400, 350, 300, 300, 100, 400, 450, 420] if moved and d == 2 else day
+            for h in range(24):
+                t = (T0 + timedelta(days=d, hours=h)).isoformat()
+                lines += [f"{t},GREEN,{values[h] if h < 8 else 420}", f"{t},HIGH,{HIGH}"]
+        (folder / "day.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        spec = trace_spec(folder)
+        (folder / "day.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        clock = Clock(T0 + timedelta(days=2, minutes=10))
+        with serve(folder, None, spec=spec, clock=clock) as app:
+            deadline = T0 + timedelta(days=2, hours=6)
+            status, _, job = submit(app, {"images": [b64(png())], "deadline": deadline.isoformat()})
+        assert status == 202, job
+        assert job["planned_on"] == "ar"
+        assert job["node"] == "green"
+        assert datetime.fromisoformat(job["planned_start"]) == T0 + timedelta(days=2, hours=3)

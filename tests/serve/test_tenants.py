@@ -69,6 +69,7 @@ def serve(tmp_path: Path, tenants: Path | None, **kw: Any) -> ServeApp:
         policy="paper",
         mode="performance",  # prefers the bigger node: high
         run_prefix="test",
+        forecaster=kw.pop("forecaster", "ar"),
         engine=EngineConfig(max_wait_s=2.0, poll_s=0.01),
     )
     fleet = InProcessFleet(kw.pop("spec", None) or fleet_spec(), cpu_s=0.02)

@@ -19,6 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from carbonedge.carbon.errors import IntensityError
 from carbonedge.carbon.intensity import MAX_G_PER_KWH, IntensityReading, utc
 from carbonedge.validation import read_text_file, shown
@@ -112,6 +115,18 @@ class CsvTrace:
     def zones(self) -> list[str]:
         """The zones in the trace, sorted."""
         return sorted(self._times)
+
+    def history(self, zone: str, at: datetime, hours: int) -> npt.NDArray[np.float64]:
+        """The trace's values at the start of each UTC hour, up to ``hours`` of them, ending with
+        the hour that holds ``at`` and starting no earlier than the first point (for
+        forecasters: the past only)."""
+        times = self._times.get(zone)
+        if times is None:
+            raise IntensityError(f"{self.path}: no rows for zone {zone!r}; zones: {self.zones}")
+        now_h = math.floor(utc(at).timestamp() / 3600)
+        first_h = max(math.ceil(times[0] / 3600), now_h - hours + 1)
+        stamps = [datetime.fromtimestamp(h * 3600, UTC) for h in range(first_h, now_h + 1)]
+        return np.array([self.intensity(zone, t).g_per_kwh for t in stamps], dtype=np.float64)
 
     def intensity(self, zone: str, at: datetime | None = None) -> IntensityReading:
         """The trace's value for ``zone`` at ``at`` (UTC; None = now)."""

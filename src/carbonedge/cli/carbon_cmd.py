@@ -13,7 +13,7 @@ from typing import Any
 from carbonedge.cli.checks import MAX_PUE, MAX_WAIT_S, dumps, number
 from carbonedge.errors import ConfigError
 
-SOURCES = ("static", "country", "csv", "electricitymaps", "watttime")
+SOURCES = ("static", "country", "csv", "entsoe", "electricitymaps", "watttime")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -61,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     inten.add_argument("--file", help="CSV trace: timestamp, zone, gco2_per_kwh")
     inten.add_argument("--interpolation", choices=("step", "linear"), default="step")
     inten.add_argument("--value", type=float, metavar="G", help="static value (gCO2/kWh)")
+    inten.add_argument("--year", type=int, help="entsoe: replay this year's data (e.g. 2019)")
+    inten.add_argument("--factors", default="lifecycle", help="entsoe: lifecycle or direct")
     inten.add_argument("--timeout", type=float, default=5.0, metavar="S")
     inten.add_argument("--json", action="store_true", help="print one JSON object")
     inten.set_defaults(handler=run_intensity)
@@ -157,6 +159,10 @@ def _build_source(args: argparse.Namespace) -> Any:
         if not args.file:
             raise ConfigError("intensity: --source csv needs --file TRACE.csv")
         return CsvTrace(args.file, args.interpolation)
+    if args.source == "entsoe":
+        from carbonedge.grid import EntsoeIntensity
+
+        return EntsoeIntensity(year=args.year, factors=args.factors)
     if args.source == "electricitymaps":
         token = args.token or os.environ.get("ELECTRICITYMAPS_TOKEN")
         extra = {"base_url": args.base_url} if args.base_url else {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from carbonedge.engine import BACKENDS, METER_KINDS, EngineConfig, EngineSettings
 from carbonedge.errors import ConfigError
 from carbonedge.fleet.telemetry import MAX_IN_FLIGHT
+from carbonedge.grid.forecast import DEFAULT_FORECASTER, FORECASTERS, ORACLE
 
 _POLICIES = ("paper", "normalized", "constrained")
 _MODES = ("performance", "balanced", "green")
@@ -57,6 +58,13 @@ def add_engine_arguments(
         type=float,
         default=1.0,
         help="grid seconds per real second when replaying traces (default 1)",
+    )
+    g.add_argument(
+        "--forecaster",
+        choices=(*FORECASTERS, ORACLE),
+        default=DEFAULT_FORECASTER,
+        help=f"intensity forecast that deferrable jobs plan on, fitted on the past only "
+        f"(default {DEFAULT_FORECASTER}; {ORACLE}: perfect foresight, a bound for experiments)",
     )
     g.add_argument(
         "--max-queue",
@@ -116,6 +124,7 @@ def engine_settings(
         "country_iso_code": args.country,
         "clock_start": start,
         "clock_speedup": args.clock_speedup,
+        "forecaster": args.forecaster,
         "run_prefix": run_prefix,
         "max_in_flight": args.max_in_flight,
         "engine": EngineConfig(

@@ -40,6 +40,7 @@ from carbonedge.errors import ConfigError
 from carbonedge.fleet import FleetBackend, ModelPayload, load_fleet
 from carbonedge.fleet.base import RuntimeKind
 from carbonedge.fleet.telemetry import check_max_in_flight
+from carbonedge.grid.forecast import DEFAULT_FORECASTER, FORECASTERS, ORACLE
 from carbonedge.scheduling import Scheduler
 
 __all__ = [
@@ -78,6 +79,8 @@ class EngineSettings:
         ledger: the SQLite ledger (None: :func:`~carbonedge.carbon.ledger.default_ledger_path`).
         run_id: the ledger's run id (None: ``<prefix>-<UTC time>-<pid>``).
         clock_start, clock_speedup: the grid clock traces are replayed against (None: now).
+        forecaster: the intensity forecast deferrable jobs plan on
+            (:mod:`carbonedge.grid.forecast`; ``oracle`` = perfect foresight, a bound).
         restart: restart a node that died and redeploy its models.
         load_window_s: Algorithm 1's load signal: 0 = each node's occupancy at decision time
             (the default), S > 0 = its quota utilisation over the last S seconds.
@@ -103,6 +106,7 @@ class EngineSettings:
     run_prefix: str = "engine"
     clock_start: datetime | None = None
     clock_speedup: float = 1.0
+    forecaster: str = DEFAULT_FORECASTER
     restart: bool = True
     load_window_s: float = 0.0
     max_in_flight: int = 1
@@ -116,6 +120,9 @@ class EngineSettings:
         if not 0 <= self.window_s < float("inf"):
             raise ConfigError(f"window_s: must be a number >= 0 (s), got {self.window_s!r}")
         check_max_in_flight(self.max_in_flight)
+        if self.forecaster not in (*FORECASTERS, ORACLE):
+            known = ", ".join((*FORECASTERS, ORACLE))
+            raise ConfigError(f"forecaster: must be one of {known}, got {self.forecaster!r}")
         if not 0 < self.measure_power_secs < float("inf"):
             raise ConfigError(
                 f"measure_power_secs: must be a number > 0 (s), got {self.measure_power_secs!r}"
@@ -204,6 +211,7 @@ def open_engine(
             fleet.spec,
             clock or ReplayClock(settings.clock_start, settings.clock_speedup),
             sources=intensity_sources,
+            forecaster=settings.forecaster,
         )
         factory, idle_w = meter_factory(
             settings.meter,

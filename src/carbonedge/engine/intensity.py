@@ -3,7 +3,8 @@
 The paper's first limitation is that intensities were static. Here every node has an
 :class:`~carbonedge.carbon.IntensitySource` chosen in the fleet file
 (:class:`~carbonedge.fleet.spec.IntensityConfig`): a static value, a country's yearly mix, a
-CSV trace replayed against the engine's clock, or a live API (Electricity Maps, WattTime).
+CSV trace replayed against the engine's clock, a zone's real hourly ENTSO-E intensity
+(``entsoe``, :mod:`carbonedge.grid`), or a live API (Electricity Maps, WattTime).
 :meth:`IntensityFeed.readings` is called before every scheduling decision; the reading it
 returns is the one the scheduler sees *and* the one the task's ledger row records (value,
 source, time it applies to, fallback flag), so a decision and its accounting never disagree.
@@ -40,8 +41,9 @@ from carbonedge.carbon import (
     StaticIntensity,
     WattTimeSource,
 )
-from carbonedge.errors import ConfigError
+from carbonedge.errors import ConfigError, DataError
 from carbonedge.fleet.spec import FleetSpec, IntensityConfig, NodeSpec
+from carbonedge.grid import DEFAULT_FORECASTER, EntsoeIntensity, GridData
 
 __all__ = ["Clock", "IntensityFeed", "ReplayClock", "make_source"]
 
@@ -75,9 +77,15 @@ class ReplayClock:
 
 
 def make_source(
-    node: NodeSpec, base_dir: str | None, env: Mapping[str, str] | None = None
+    node: NodeSpec,
+    base_dir: str | None,
+    env: Mapping[str, str] | None = None,
+    grid: Callable[[], GridData] | None = None,
 ) -> tuple[IntensitySource, str, bool]:
-    """The source of ``node``'s intensity: (source, zone to ask it for, is it a live API)."""
+    """The source of ``node``'s intensity: (source, zone to ask it for, is it a live API).
+
+    ``grid``: gives the loaded grid cache for ``entsoe`` nodes (one cache for a whole fleet).
+    """
     cfg = node.intensity_config
     env = os.environ if env is None else env
     zone = cfg.zone or node.name
@@ -98,6 +106,15 @@ def make_source(
                 f"(zones: {', '.join(trace.zones)})"
             )
         return trace, zone, False
+    if cfg.source == "entsoe":
+        try:
+            data = grid() if grid is not None else GridData.open()
+            source = EntsoeIntensity(data, year=cfg.year, factors=cfg.factors)
+            years = data.years(zone)  # a bad zone or year fails here, not at the first task
+            source.data_hour(zone, datetime(cfg.year or years[0], 1, 1, tzinfo=UTC))
+        except (IntensityError, DataError) as exc:
+            raise ConfigError(f"node {node.name!r}: intensity source 'entsoe': {exc}") from None
+        return source, zone, False
     token = _token(node, cfg, env)
     if cfg.source == "electricitymaps":
         return (
@@ -143,6 +160,7 @@ class IntensityFeed:
 
     ``sources``: per-node sources that replace the fleet file's (tests, embedders).
     ``clock``: grid time now (default: the wall clock).
+    ``forecaster``: what :func:`carbonedge.engine.forecast.forecast` plans on by default.
     """
 
     def __init__(
@@ -152,16 +170,25 @@ class IntensityFeed:
         *,
         sources: Mapping[str, IntensitySource] | None = None,
         env: Mapping[str, str] | None = None,
+        forecaster: str = DEFAULT_FORECASTER,
     ) -> None:
         self.spec = spec
         self.clock: Clock = clock or ReplayClock()
+        self.forecaster = forecaster
         self._nodes: dict[str, _Node] = {}
         given = dict(sources or {})
+        grid: list[GridData] = []
+
+        def grid_data() -> GridData:
+            if not grid:
+                grid.append(GridData.open())
+            return grid[0]
+
         for n in spec.nodes:
             if n.name in given:
                 node = _Node(n, given.pop(n.name), n.intensity_config.zone or n.name, False, False)
             else:
-                source, zone, live = make_source(n, spec.base_dir, env)
+                source, zone, live = make_source(n, spec.base_dir, env, grid_data)
                 constant = n.intensity_config.source in ("static", "country")
                 node = _Node(n, source, zone, live, constant)
             self._nodes[n.name] = node
@@ -189,6 +216,14 @@ class IntensityFeed:
         return {
             name: f"{n.spec.intensity_config.source} ({n.zone})" for name, n in self._nodes.items()
         }
+
+    def source(self, node: str) -> tuple[IntensitySource, str]:
+        """``node``'s source and the zone it asks it for."""
+        try:
+            entry = self._nodes[node]
+        except KeyError:
+            raise ConfigError(f"no node named {node!r} in the intensity feed") from None
+        return entry.source, entry.zone
 
     def readings(self, at: datetime | None = None) -> dict[str, IntensityReading]:
         """Every node's intensity at ``at`` (default: the clock now)."""

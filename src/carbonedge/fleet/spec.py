@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from carbonedge.carbon.embodied import EmbodiedProfile
 from carbonedge.errors import ConfigError
+from carbonedge.grid.factors import FACTOR_SETS
 from carbonedge.validation import (
     MAX_NESTING_DEPTH,
     check_tree,
@@ -83,8 +84,15 @@ class PowerProfile:
         return self.idle_w + (self.max_w - self.idle_w) * load
 
 
-IntensitySourceKind = Literal["static", "country", "trace", "electricitymaps", "watttime"]
-INTENSITY_SOURCES: tuple[str, ...] = ("static", "country", "trace", "electricitymaps", "watttime")
+IntensitySourceKind = Literal["static", "country", "trace", "entsoe", "electricitymaps", "watttime"]
+INTENSITY_SOURCES: tuple[str, ...] = (
+    "static",
+    "country",
+    "trace",
+    "entsoe",
+    "electricitymaps",
+    "watttime",
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,9 @@ class IntensityConfig:
 
     ``source``: ``static`` (``g_per_kwh``), ``country`` (CodeCarbon's yearly mix of ``zone``),
     ``trace`` (a CSV trace ``file`` replayed against the engine's clock; ``zone`` selects its
-    rows), ``electricitymaps`` or ``watttime`` (live APIs; the token is read from the
+    rows), ``entsoe`` (real hourly ENTSO-E intensity of ``zone`` from the grid cache, replaying
+    ``year`` when set, under the factor set ``factors``: :mod:`carbonedge.grid`),
+    ``electricitymaps`` or ``watttime`` (live APIs; the token is read from the
     environment variable ``token_env``, never from the file). ``fallback_g_per_kwh``: the value
     used, marked as a fallback, when the source fails (else the last known value, else an
     error). ``ttl_s``: how long an API answer is reused. ``file`` is relative to the fleet
@@ -109,6 +119,8 @@ class IntensityConfig:
     fallback_g_per_kwh: float | None = None
     ttl_s: float = 300.0
     timeout_s: float = 5.0
+    year: int | None = None
+    factors: str = "lifecycle"
 
 
 @dataclass(frozen=True)
@@ -277,6 +289,8 @@ _INTENSITY_KEYS = {
     "fallback_g_per_kwh",
     "ttl_s",
     "timeout_s",
+    "year",
+    "factors",
 }
 
 
@@ -305,8 +319,16 @@ def _intensity(where: str, table: Any, zone: str | None) -> IntensityConfig | No
         raise f._err("g_per_kwh", "is required for source 'static' (gCO2/kWh)")
     if source == "trace" and not f.str_("file"):
         raise f._err("file", "is required for source 'trace' (a CSV: timestamp,zone,gco2_per_kwh)")
-    if source in ("country", "electricitymaps", "watttime") and not node_zone:
+    if source in ("country", "entsoe", "electricitymaps", "watttime") and not node_zone:
         raise f._err("zone", f"is required for source {source!r}")
+    year = table.get("year")
+    if year is not None and (
+        isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2100
+    ):
+        raise f._err("year", f"must be a year such as 2019, got {shown(year)}")
+    factors = f.str_("factors", "lifecycle") or "lifecycle"
+    if factors not in FACTOR_SETS:
+        raise f._err("factors", f"must be one of {', '.join(FACTOR_SETS)}, got {shown(factors)}")
     interpolation = f.str_("interpolation", "step")
     if interpolation not in ("step", "linear"):
         raise f._err("interpolation", f"must be 'step' or 'linear', got {interpolation!r}")
@@ -320,6 +342,8 @@ def _intensity(where: str, table: Any, zone: str | None) -> IntensityConfig | No
         fallback_g_per_kwh=numbers["fallback_g_per_kwh"],
         ttl_s=numbers["ttl_s"] or 300.0,
         timeout_s=numbers["timeout_s"] or 5.0,
+        year=year,
+        factors=factors,
     )
 
 

@@ -2,14 +2,15 @@
 deadline (paper II.D, temporal shifting), ``GET /v1/jobs/{id}`` tells its state and results.
 
 Planning, at submission (grid time from the engine's clock, ``engine.intensity.clock``): each
-node's intensity forecast from the engine's feed (:func:`carbonedge.engine.forecast.forecast`,
-5-minute points) goes through :func:`carbonedge.scheduling.best_start` for the job's estimated
-run time (images x the slowest node's average task time, at least 1 s); the job is planned on
-the node and start with the least ``mean intensity x PUE`` (ties: the earlier start, then the
-fleet file's order). At the planned time one runner thread runs the job's images one after
-another on that node (pinned: a deferrable job never fills a node's queue ahead of interactive
-requests); if that node is down, on the node the constrained policy picks. Each image is a task
-of its own: charged and recorded in the ledger (``task_id`` ``job-<id>-<i>``, the job's tenant).
+node's intensity forecast from the engine's feed (:func:`carbonedge.engine.forecast.forecast`:
+the feed's forecaster fitted on the past only, hourly; ``planned_on`` names it) goes through
+:func:`carbonedge.scheduling.best_start` for the job's estimated run time (images x the slowest
+node's average task time, at least 1 s); the job is planned on the node and start with the least
+``mean intensity x PUE`` (ties: the earlier start, then the fleet file's order). At the planned
+time one runner thread runs the job's images one after another on that node (pinned: a
+deferrable job never fills a node's queue ahead of interactive requests); if that node is down,
+on the node the constrained policy picks. Each image is a task of its own: charged and recorded
+in the ledger (``task_id`` ``job-<id>-<i>``, the job's tenant).
 
 A job's answer gives, besides the top-5 per image, its carbon and the carbon it would have
 emitted if run at submission: the same energy on the same node at that node's intensity when
@@ -216,7 +217,7 @@ class JobRunner:
             "planned_start": plan.start.isoformat(),
             "planned_s": plan.start.timestamp(),
             "node": node,
-            "plan": json.dumps(plan.as_dict()),
+            "plan": json.dumps({**plan.as_dict(), "forecaster": self.engine.intensity.forecaster}),
             "submission_g_per_kwh": json.dumps({n: r.g_per_kwh for n, r in readings.items()}),
             "images": len(images),
         }
@@ -264,6 +265,7 @@ class JobRunner:
             "node": job["node"],
             "planned_intensity_g_per_kwh": plan["mean_g_per_kwh"],
             "intensity_at_submission_g_per_kwh": plan["now_mean_g_per_kwh"],
+            "planned_on": plan.get("forecaster"),
             "started_at": job["started_at"],
             "finished_at": job["finished_at"],
             "late": bool(
