@@ -165,24 +165,28 @@ def test_a_spent_budget_is_429_while_another_tenant_is_served_and_it_survives_a_
 
 
 def test_as_a_budget_runs_low_work_moves_to_the_greener_node(tmp_path: Path) -> None:
-    """Budget 4e-5 g: the first task runs where the server's default (performance) puts it,
-    high (2.76e-5 g, over half the budget); the second, now under budget pressure, goes to the
-    least-carbon node, green; then the budget is spent."""
+    """Budget 2.5 high tasks: the first runs where the server's default (performance) puts it,
+    high; the second, predicted at the largest recent charge (high's), would pass half the
+    budget: under that pressure it goes to the least-carbon node, green; then what is left is
+    less than a task's predicted carbon: 429, and the budget was never passed."""
     tenants = tmp_path / "tenants.sqlite"
     store = TenantStore(tenants)
-    _, key = store.add("eco", budget_gco2=4e-5)
+    budget = 2.5 * G_HIGH
+    _, key = store.add("eco", budget_gco2=budget)
     store.close()
-    assert G_HIGH / 4e-5 > 0.5 and G_HIGH + G_GREEN > 4e-5  # the premise of the test
+    assert 0.5 * G_HIGH < G_GREEN < G_HIGH  # the premise of the test
     with serve(tmp_path, tenants) as app:
         first = infer(app, key)
         second = infer(app, key)
         third = infer(app, key)
     assert first[0] == 200 and first[2]["node"] == "high"
     assert second[0] == 200 and second[2]["node"] == "green"
-    assert third[0] == 429
+    assert third[0] == 429 and "too little carbon budget left" in third[2]["error"]
     assert third[2]["budget"]["used_gco2"] == pytest.approx(
         first[2]["gco2"] + second[2]["gco2"], rel=1e-9
     )
+    assert third[2]["budget"]["request_gco2"] == pytest.approx(first[2]["gco2"])
+    assert third[2]["budget"]["used_gco2"] <= budget
 
 
 def test_answers_name_classes_and_the_weights_source(tmp_path: Path) -> None:
@@ -272,7 +276,9 @@ def test_placement_from_budget_use() -> None:
     t0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)  # a quarter of the day elapsed
     gate = TenantGate(None, now=lambda: t0)
     eco = Tenant("eco", "x", "", budget_gco2=10.0, period="day", slo_ms=None)
-    assert gate.placement(eco).scheduler is None
+    first = gate.placement(eco)
+    assert first.scheduler is None
+    gate.release(first)
     slo = Tenant("slo", "y", "", slo_ms=250.0)
     placed = gate.placement(slo).scheduler
     assert placed is not None and placed.policy == "constrained" and placed.slo_ms == 250.0
@@ -336,3 +342,22 @@ def test_tenants_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["tenants", "revoke", "nobody", "--tenants", f]) == 2
     assert main(["tenants", "add", "bad name", "--tenants", f]) == 2
     assert main(["tenants", "budget", "acme", "--gco2", "-1", "--tenants", f]) == 2
+
+
+def test_the_ledger_shows_each_tenant_its_own_rows_only(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants.sqlite"
+    store = TenantStore(tenants)
+    _, acme = store.add("acme")
+    _, other = store.add("other")
+    store.close()
+    with serve(tmp_path, tenants) as app:
+        assert infer(app, acme)[0] == 200 and infer(app, other)[0] == 200
+        status, _, refused = request(app, "GET", "/v1/ledger")
+        assert status == 401 and "API key" in refused["error"]
+        bad = {"Authorization": "Bearer ce_not-a-key"}
+        assert request(app, "GET", "/v1/ledger", headers=bad)[0] == 401
+        for name, key in (("acme", acme), ("other", other)):
+            auth = {"Authorization": f"Bearer {key}"}
+            status, _, body = request(app, "GET", "/v1/ledger?limit=100", headers=auth)
+            assert status == 200
+            assert [r["tenant"] for r in body["rows"]] == [name]  # not the other's, not warm-ups

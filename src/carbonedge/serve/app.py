@@ -266,9 +266,11 @@ def create_app(
         received = time.perf_counter()
         given = request.headers.get("x-request-id")
         if given is not None and not _REQUEST_ID.fullmatch(given):
+            gate.release(admission)
             metrics.error(400)
             return _error(400, "X-Request-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         request_id = given or uuid.uuid4().hex
+        settled = False
         try:
             async with limits.body(request) as body:
                 t0 = time.perf_counter()
@@ -285,13 +287,17 @@ def create_app(
                 scheduler=admission.scheduler,
             )
             outcome = await asyncio.wrap_future(future)
-            gate.charge(admission.tenant, outcome)
+            gate.settle(admission, outcome)
+            settled = True
             latency_ms = (time.perf_counter() - received) * 1000.0
             embodied = engine.fleet.spec.node(outcome.node).embodied
             payload = outcome_body(outcome, config, latency_ms, decode_ms, embodied, prov)
         except ServeError as exc:
             metrics.error(exc.status)
             return _serve_error(exc, request_id)
+        finally:
+            if not settled:  # refused, failed or cancelled: its reservation goes back
+                gate.release(admission)
         result, charge = outcome.result, outcome.charge
         metrics.observe(
             outcome.node,
@@ -366,11 +372,21 @@ def create_app(
             rows.append(row)
         return JSONResponse({"model_key": model_key, "nodes": rows})
 
-    @app.get("/v1/ledger", summary="The last rows of the emissions ledger")
-    async def ledger(limit: int = Query(50, ge=1, le=MAX_LEDGER_LIMIT)) -> Response:
+    @app.get(
+        "/v1/ledger",
+        summary="The last rows of the emissions ledger: the caller's own once tenants exist",
+        responses={401: {"description": "missing, invalid or revoked API key"}},
+    )
+    async def ledger(
+        limit: int = Query(50, ge=1, le=MAX_LEDGER_LIMIT),
+        admission: Admission = Depends(gate.authenticate),
+    ) -> Response:
         if engine.ledger is None:
             return _error(404, "this server keeps no ledger")
-        rows = await run_in_threadpool(engine.ledger.recent, limit)
+        mine = admission.tenant or None  # open mode (no tenants): every row is untenanted
+        rows = await run_in_threadpool(
+            engine.ledger.call, lambda db: db.query(limit=limit, tenant=mine)
+        )
         out = []
         for r in rows:
             d = asdict(r)

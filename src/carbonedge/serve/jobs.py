@@ -16,6 +16,10 @@ A job's answer gives, besides the top-5 per image, its carbon and the carbon it 
 emitted if run at submission: the same energy on the same node at that node's intensity when
 the job was submitted (recorded then), i.e. what temporal shifting saved.
 
+Each image reserves its carbon against the tenant's budget before it runs
+(:meth:`~carbonedge.serve.tenants.TenantGate.placement`); when the next image does not fit, or
+the tenant was revoked, the job ends ``stopped`` with the reason, its results so far kept.
+
 Jobs survive restarts: they live in a SQLite file beside the ledger (``<ledger>.jobs.sqlite``),
 images as sent until the job is done, each image's result as soon as it is known; a job that
 was running resumes at its first unfinished image, one whose planned time passed while the
@@ -49,7 +53,7 @@ from carbonedge.serve.decode import decode_image
 from carbonedge.serve.errors import BadRequest, ServeError
 from carbonedge.serve.limits import RequestLimiter, ServerLimits
 from carbonedge.serve.provenance import Provenance
-from carbonedge.serve.tenants import Admission, TenantGate
+from carbonedge.serve.tenants import Admission, BudgetExhausted, TenantGate
 
 __all__ = ["MAX_JOB_IMAGES", "JobNotFound", "JobRequest", "JobRunner", "jobs_path", "jobs_router"]
 
@@ -275,7 +279,7 @@ class JobRunner:
             ),
             "error": job["error"],
         }
-        if job["state"] == "done":
+        if job["state"] in ("done", "stopped"):
             gco2 = sum(r["gco2"] for r in results)
             at_submission = sum(r["gco2_if_run_at_submission"] for r in results)
             out.update(
@@ -332,25 +336,56 @@ class JobRunner:
         for idx, image in pending:
             if self._stop.is_set():
                 return  # stays 'running': back to 'scheduled' at the next start
+            admission = self._reserve(job)
+            if admission is None:
+                return
+            settled = False
             try:
                 outcome = self._run_image(job, idx, image)
-            except (EngineError, BadRequest) as exc:
+                result = self._result(idx, outcome, at_submission)
                 self.store.execute(
-                    "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
-                    (f"image {idx}: {exc}", self.now().isoformat(), job_id),
+                    "UPDATE job_images SET result = ? WHERE job_id = ? AND idx = ?",
+                    (json.dumps(result), job_id, idx),
                 )
+                self.gate.settle(admission, outcome)
+                settled = True
+            except (EngineError, BadRequest) as exc:
+                self._end(job_id, "failed", f"image {idx}: {exc}")
                 return
-            result = self._result(idx, outcome, at_submission)
-            self.store.execute(
-                "UPDATE job_images SET result = ? WHERE job_id = ? AND idx = ?",
-                (json.dumps(result), job_id, idx),
-            )
-            self.gate.charge(job["tenant"], outcome)
+            finally:
+                if not settled:
+                    self.gate.release(admission)
         self.store.execute(
             "UPDATE jobs SET state = 'done', finished_at = ? WHERE id = ?",
             (self.now().isoformat(), job_id),
         )
         self.store.execute("UPDATE job_images SET image = NULL WHERE job_id = ?", (job_id,))
+
+    def _reserve(self, job: dict[str, Any]) -> Admission | None:
+        """Reserve one image's carbon against the job's tenant's budget; None (and the job
+        stopped, its results so far kept) when the budget cannot take it or the tenant was
+        revoked. Open mode (no tenant): no reservation."""
+        name = job["tenant"]
+        if not name:
+            return Admission("")
+        try:
+            tenant = self.gate.tenant(name)
+        except ConfigError:
+            tenant = None
+        if tenant is None or not tenant.active:
+            self._end(job["id"], "stopped", f"tenant {name!r} was revoked; results so far kept")
+            return None
+        try:
+            return self.gate.placement(tenant)
+        except BudgetExhausted as exc:
+            self._end(job["id"], "stopped", f"{exc}; results so far kept")
+            return None
+
+    def _end(self, job_id: str, state: str, error: str) -> None:
+        self.store.execute(
+            "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
+            (state, error, self.now().isoformat(), job_id),
+        )
 
     def _run_image(self, job: dict[str, Any], idx: int, image: bytes) -> Outcome:
         batch = decode_image(image)
@@ -429,6 +464,7 @@ def jobs_router(
         },
     )
     async def create_job(request: Request, admission: Admission = Depends(gate.admit)) -> Response:
+        gate.release(admission)  # admission checks the budget; each image reserves its own
         async with limits.body(request) as body:
             try:
                 job = JobRequest.model_validate_json(body)

@@ -18,15 +18,24 @@ carbon of every task answered since. Placement, per request:
 
 - a tenant with an SLO is placed by ``Scheduler("constrained", slo_ms=...)`` (least predicted
   carbon among nodes that meet it); one without uses the server's default scheduler;
-- from :data:`APPROACH_FRACTION` of the budget used, it is placed by the constrained policy
+- once this request (its predicted carbon, with the use and the reservations in flight) would
+  pass :data:`APPROACH_FRACTION` of the budget, it is placed by the constrained policy
   (the SLO if any, else none: the least-carbon node) with ``carbon_budget_g`` = the per-task
   allowance: the remaining budget spread over the tasks expected until the reset at the
   tenant's pace so far in the period (``tasks x time left / time elapsed``, at least 1). The
   constrained policy always prefers the least-carbon node that meets the SLO; the allowance
   marks decisions that exceed it (a tenant's SLO wins over its budget);
+- **reservations**: admission reserves the request's predicted carbon (:meth:`TenantGate.
+  placement`): the largest charge among the server's last :data:`RECENT_CHARGES` answered
+  tasks, or, before any task has been charged, the whole remaining budget (so a tenant's first
+  request runs alone). A request whose prediction does not fit ``budget - used - reserved`` is
+  refused with a 429 at once. The answer settles the reservation with the measured charge; a
+  failed or refused request releases it. So ``used`` can pass the budget only by the amount
+  in-flight tasks cost above their prediction, ``sum(max(0, charge - prediction))``: nothing
+  while tasks cost what recent ones did, about one request's carbon when one costs more than
+  any recent one (docs/security.md), whatever the concurrency;
 - once usage reaches the budget: 429 with the budget, its use, its reset time and
-  ``Retry-After`` (seconds to the reset). Requests already running when it is reached are
-  answered and charged, so usage can pass the budget by those requests' carbon.
+  ``Retry-After`` (seconds to the reset; 1 s when only in-flight reservations fill it).
 
 Periods follow the wall clock in UTC, as the ledger's ``finished_at`` does.
 """
@@ -38,6 +47,7 @@ import ipaddress
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +79,7 @@ __all__ = [
     "BEARER",
     "KEY_PREFIX",
     "PERIODS",
+    "RECENT_CHARGES",
     "Admission",
     "BudgetExhausted",
     "Tenant",
@@ -88,6 +99,8 @@ log = logging.getLogger(__name__)
 
 #: Fraction of the budget used from which a tenant's tasks go to the greenest nodes.
 APPROACH_FRACTION = 0.5
+#: Answered tasks whose largest charge is the prediction a budgeted request reserves.
+RECENT_CHARGES = 256
 
 #: The ``Authorization: Bearer <key>`` scheme, as the OpenAPI schema shows it (checked by
 #: :class:`TenantGate`, not here: a missing key must be a JSON 401, not FastAPI's 403).
@@ -152,11 +165,14 @@ class BudgetExhausted(ServeError):
 class Admission:
     """Who sent a request and how to place it. ``tenant``: the name ("" in open mode);
     ``scheduler``: None for the server's default; ``allowance_g``: the per-task carbon
-    allowance passed to the constrained policy (None: no budget pressure)."""
+    allowance passed to the constrained policy (None: no budget pressure); ``reserved_g``:
+    the carbon reserved against the tenant's budget until the request is settled or
+    released (0: none)."""
 
     tenant: str
     scheduler: Scheduler | None = None
     allowance_g: float | None = None
+    reserved_g: float = 0.0
 
 
 @dataclass
@@ -165,6 +181,7 @@ class _Usage:
     month_g: float = 0.0
     day_tasks: int = 0
     month_tasks: int = 0
+    reserved_g: float = 0.0  # predicted carbon of the tenant's requests in flight
 
     def of(self, period: str) -> tuple[float, int]:
         return (self.day_g, self.day_tasks) if period == "day" else (self.month_g, self.month_tasks)
@@ -200,6 +217,7 @@ class TenantGate:
         self._version = -1
         self._tenants: tuple[Tenant, ...] = ()
         self._schedulers: dict[float, Scheduler] = {}
+        self._recent: deque[float] = deque(maxlen=RECENT_CHARGES)
         t = now()
         self._periods = _Periods(period_bounds("day", t)[0], period_bounds("month", t)[0])
         self._refresh()
@@ -244,35 +262,53 @@ class TenantGate:
     # -- budgets ---------------------------------------------------------------------------------
 
     def placement(self, tenant: Tenant) -> Admission:
-        """How to place the tenant's next task now (raises :class:`BudgetExhausted`)."""
+        """How to place the tenant's next task now, with its carbon reserved against the
+        tenant's budget (see the module docstring; raises :class:`BudgetExhausted`). Every
+        admission must end in :meth:`settle` or :meth:`release`."""
         slo = tenant.slo_ms
         if tenant.budget_gco2 is None:
             return Admission(tenant.name, self._slo_scheduler(slo))
         now = self.now()
         start, reset = period_bounds(tenant.period, now)
+        budget = tenant.budget_gco2
         with self._lock:
             self._roll(now)
-            used, tasks = self._periods.usage.get(tenant.name, _Usage()).of(tenant.period)
-        budget = tenant.budget_gco2
-        if used >= budget:
-            wait_s = max(1.0, (reset - now).total_seconds())
+            usage = self._periods.usage.setdefault(tenant.name, _Usage())
+            used, tasks = usage.of(tenant.period)
+            reserved = usage.reserved_g
+            predicted = max(self._recent) if self._recent else None
+            need = max(0.0, budget - used) if predicted is None else predicted
+            fits = used < budget and used + reserved + need <= budget
+            if fits:
+                usage.reserved_g += need
+        if not fits:
+            spent = used >= budget
+            wait_s = max(1.0, (reset - now).total_seconds()) if spent else 1.0
             details = {
                 "budget": {
                     "tenant": tenant.name,
                     "period": tenant.period,
                     "limit_gco2": budget,
                     "used_gco2": used,
+                    "reserved_gco2": reserved,
+                    "request_gco2": need,
                     "resets_at": reset.isoformat(),
                 }
             }
-            raise BudgetExhausted(
-                f"tenant {tenant.name!r} has spent its carbon budget for this {tenant.period}: "
-                f"{used:.6g} of {budget:.6g} gCO2 used; it resets at {reset.isoformat()}",
-                details,
-                wait_s,
+            why = (
+                f"has spent its carbon budget for this {tenant.period}: {used:.6g} of "
+                f"{budget:.6g} gCO2 used"
+                if spent
+                else f"has too little carbon budget left for this request: {used:.6g} of "
+                f"{budget:.6g} gCO2 used, {reserved:.6g} reserved by requests in flight, this "
+                f"one predicted {need:.6g}"
             )
-        if used < APPROACH_FRACTION * budget:
-            return Admission(tenant.name, self._slo_scheduler(slo))
+            raise BudgetExhausted(
+                f"tenant {tenant.name!r} {why}; it resets at {reset.isoformat()}", details, wait_s
+            )
+        # pressure: this request would take the period's use past the approach fraction
+        if used + reserved + (predicted or 0.0) < APPROACH_FRACTION * budget:
+            return Admission(tenant.name, self._slo_scheduler(slo), reserved_g=need)
         allowance = per_task_allowance_g(
             budget,
             used,
@@ -281,7 +317,19 @@ class TenantGate:
             (reset - now).total_seconds(),
         )
         scheduler = Scheduler("constrained", slo_ms=slo, carbon_budget_g=allowance)
-        return Admission(tenant.name, scheduler, allowance)
+        return Admission(tenant.name, scheduler, allowance, reserved_g=need)
+
+    def release(self, admission: Admission) -> None:
+        """Give back an admission's reservation (the request failed or was refused)."""
+        if admission.reserved_g:
+            with self._lock:
+                usage = self._periods.usage.setdefault(admission.tenant, _Usage())
+                usage.reserved_g = max(0.0, usage.reserved_g - admission.reserved_g)
+
+    def settle(self, admission: Admission, outcome: Outcome) -> None:
+        """Replace an admission's reservation with the answered task's measured charge."""
+        self.release(admission)
+        self.charge(admission.tenant, outcome)
 
     def _slo_scheduler(self, slo_ms: float | None) -> Scheduler | None:
         """One constrained scheduler per SLO value, reused: the engine batches together only
@@ -323,7 +371,10 @@ class TenantGate:
             return self._periods.usage.get(tenant, _Usage()).of(period)
 
     def charge(self, tenant: str, outcome: Outcome) -> None:
-        """Count an answered task's carbon (its ledger row's, by the row's finish time)."""
+        """Count an answered task's carbon (its ledger row's, by the row's finish time); it
+        also becomes a recent charge, what budgeted requests reserve."""
+        with self._lock:
+            self._recent.append(outcome.charge.gco2)
         if not tenant:
             return
         finished = datetime.fromisoformat(outcome.row.finished_at)
@@ -372,7 +423,8 @@ class TenantGate:
                 u.month_g, u.month_tasks = 0.0, 0
 
     def tenant(self, name: str) -> Tenant:
-        """The tenant named ``name`` as last read from the file."""
+        """The tenant named ``name`` as the file says now."""
+        self._refresh()
         for t in self._tenants:
             if t.name == name:
                 return t
