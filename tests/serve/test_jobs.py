@@ -247,3 +247,15 @@ def test_the_default_plan_uses_only_the_past(tmp_path: Path) -> None:
         assert job["planned_on"] == "ar"
         assert job["node"] == "green"
         assert datetime.fromisoformat(job["planned_start"]) == T0 + timedelta(days=2, hours=3)
+
+
+def test_nodes_show_the_intensity_the_next_decision_sees(tmp_path: Path) -> None:
+    """/v1/nodes gives each node's intensity at the engine's clock now, with its source, not
+    the value pushed at the last decision (grid time moves on without requests)."""
+    clock = Clock(T0 + timedelta(minutes=10))
+    with serve(tmp_path, None, spec=trace_spec(tmp_path), clock=clock) as app:
+        clock.now = T0 + timedelta(hours=3, minutes=10)  # green: 400 -> 100, no decision since
+        status, _, body = request(app, "GET", "/v1/nodes")
+    green = {n["name"]: n for n in body["nodes"]}["green"]
+    assert status == 200 and green["intensity_g_per_kwh"] == 100.0
+    assert datetime.fromisoformat(green["intensity_at"]) == clock.now

@@ -364,6 +364,9 @@ def create_app(
         for state in engine.fleet.node_states(model_key):
             row = asdict(state)
             reading = readings[state.name]
+            # the value the next decision sees, with its own source and time (the state holds
+            # the value pushed at the last decision, which may be hours of grid time old)
+            row["intensity_g_per_kwh"] = reading.g_per_kwh
             row["intensity_source"] = reading.source
             row["intensity_at"] = reading.at.isoformat()
             row["intensity_fallback"] = reading.fallback
