@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from carbonedge.serve.tenants import TenantStore
-
 from .test_jobs import b64, get, submit
-from .test_tenants import G_HIGH, infer, png, request, serve
+from .test_tenants import G_HIGH, infer, png, request, serve, tenants_file
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,12 +23,12 @@ def _used(app: object, key: str) -> float:
     return float(me["tenant"]["used_gco2"])
 
 
+BUDGET = 4.5 * G_HIGH  # the carbon of four and a half requests on high
+
+
 def test_a_burst_of_200_requests_never_passes_the_budget(tmp_path: Path) -> None:
-    tenants = tmp_path / "tenants.sqlite"
-    store = TenantStore(tenants)
-    budget = 4.5 * G_HIGH
-    _, key = store.add("tiny", budget_gco2=budget, period="day")
-    store.close()
+    tenants, (key,) = tenants_file(tmp_path, tiny=BUDGET)
+    budget = BUDGET
     with serve(tmp_path, tenants) as app:
         assert infer(app, key)[0] == 200  # one answered task: the prediction is known
         with ThreadPoolExecutor(max_workers=200) as pool:
@@ -46,11 +44,8 @@ def test_a_burst_of_200_requests_never_passes_the_budget(tmp_path: Path) -> None
 
 
 def test_jobs_reserve_per_image_and_stop_keeping_their_results(tmp_path: Path) -> None:
-    tenants = tmp_path / "tenants.sqlite"
-    store = TenantStore(tenants)
-    budget = 4.5 * G_HIGH
-    _, key = store.add("jobber", budget_gco2=budget, period="day")
-    store.close()
+    tenants, (key,) = tenants_file(tmp_path, jobber=BUDGET)
+    budget = BUDGET
     with serve(tmp_path, tenants) as app:  # static intensities: jobs run at once
         assert infer(app, key)[0] == 200  # the prediction is known
         deadline = (datetime.now(UTC) + timedelta(hours=1)).isoformat()

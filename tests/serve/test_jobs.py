@@ -24,9 +24,8 @@ from carbonedge.engine.forecast import forecast
 from carbonedge.fleet.spec import FleetSpec, parse_fleet
 from carbonedge.models.labels import imagenet_classes
 from carbonedge.serve import ServeApp
-from carbonedge.serve.tenants import TenantStore
 
-from .test_tenants import png, request, serve
+from .test_tenants import png, request, serve, tenants_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,11 +143,7 @@ def test_a_job_runs_in_the_greenest_slot_before_its_deadline(tmp_path: Path) -> 
 
 
 def test_jobs_survive_a_restart_and_belong_to_their_tenant(tmp_path: Path) -> None:
-    tenants = tmp_path / "tenants.sqlite"
-    store = TenantStore(tenants)
-    _, key = store.add("acme")
-    _, other = store.add("other")
-    store.close()
+    tenants, (key, other) = tenants_file(tmp_path, acme=None, other=None)
     spec = trace_spec(tmp_path)
     clock = Clock(T0 + timedelta(minutes=10))
     with serve(tmp_path, tenants, spec=spec, clock=clock, forecaster="oracle") as app:

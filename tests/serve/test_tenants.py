@@ -344,12 +344,18 @@ def test_tenants_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["tenants", "budget", "acme", "--gco2", "-1", "--tenants", f]) == 2
 
 
-def test_the_ledger_shows_each_tenant_its_own_rows_only(tmp_path: Path) -> None:
-    tenants = tmp_path / "tenants.sqlite"
-    store = TenantStore(tenants)
-    _, acme = store.add("acme")
-    _, other = store.add("other")
+def tenants_file(tmp_path: Path, **budgets: float | None) -> tuple[Path, list[str]]:
+    """A tenants file with one tenant per keyword (its daily budget in gCO2, or None) and
+    their keys, in order."""
+    path = tmp_path / "tenants.sqlite"
+    store = TenantStore(path)
+    keys = [store.add(name, budget_gco2=g, period="day")[1] for name, g in budgets.items()]
     store.close()
+    return path, keys
+
+
+def test_the_ledger_shows_each_tenant_its_own_rows_only(tmp_path: Path) -> None:
+    tenants, (acme, other) = tenants_file(tmp_path, acme=None, other=None)
     with serve(tmp_path, tenants) as app:
         assert infer(app, acme)[0] == 200 and infer(app, other)[0] == 200
         status, _, refused = request(app, "GET", "/v1/ledger")
