@@ -40,7 +40,7 @@ from carbonedge.errors import ConfigError
 from carbonedge.fleet import FleetBackend, ModelPayload, load_fleet
 from carbonedge.fleet.base import RuntimeKind
 from carbonedge.fleet.telemetry import check_max_in_flight
-from carbonedge.grid.forecast import DEFAULT_FORECASTER, FORECASTERS, ORACLE
+from carbonedge.grid.forecast import DEFAULT_FORECASTER, check_forecaster
 from carbonedge.scheduling import Scheduler
 
 __all__ = [
@@ -120,9 +120,7 @@ class EngineSettings:
         if not 0 <= self.window_s < float("inf"):
             raise ConfigError(f"window_s: must be a number >= 0 (s), got {self.window_s!r}")
         check_max_in_flight(self.max_in_flight)
-        if self.forecaster not in (*FORECASTERS, ORACLE):
-            known = ", ".join((*FORECASTERS, ORACLE))
-            raise ConfigError(f"forecaster: must be one of {known}, got {self.forecaster!r}")
+        check_forecaster(self.forecaster)
         if not 0 < self.measure_power_secs < float("inf"):
             raise ConfigError(
                 f"measure_power_secs: must be a number > 0 (s), got {self.measure_power_secs!r}"

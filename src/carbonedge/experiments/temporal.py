@@ -74,7 +74,7 @@ class TemporalParams:
     slo_ms: float = 250.0
 
     def __post_init__(self) -> None:
-        from carbonedge.grid import FORECASTERS
+        from carbonedge.grid.forecast import check_forecaster
 
         if not 1 <= self.days <= 300:
             raise ConfigError(f"days: must be 1..300, got {self.days}")
@@ -84,10 +84,7 @@ class TemporalParams:
             raise ConfigError(f"day_s: must be 1..3600 s, got {self.day_s}")
         if not 0 < self.deadline_h <= 24:
             raise ConfigError(f"deadline_h: must be in (0, 24], got {self.deadline_h}")
-        if self.forecaster not in FORECASTERS:
-            raise ConfigError(
-                f"forecaster: must be one of {', '.join(FORECASTERS)}, got {self.forecaster!r}"
-            )
+        check_forecaster(self.forecaster, oracle=False)  # the oracle is always run beside it
 
     @classmethod
     def quick(cls, fleet_file: str) -> TemporalParams:

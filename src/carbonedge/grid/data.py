@@ -194,3 +194,12 @@ class GridData:
             if a < b:
                 out[a - start_h : b - start_h] = gy.values[a - gy.start_h : b - gy.start_h]
         return out
+
+    def history(
+        self, zone: str, end_h: int, hours: int, factors: str = "lifecycle"
+    ) -> npt.NDArray[np.float64]:
+        """Up to ``hours`` values of the hours before ``end_h`` (absolute), oldest first: the
+        unbroken run of data that ends there (shorter where an earlier year is missing)."""
+        values = self.window(zone, end_h - hours, end_h, factors)
+        gaps = np.flatnonzero(np.isnan(values))
+        return values[gaps[-1] + 1 :] if len(gaps) else values

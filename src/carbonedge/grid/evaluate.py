@@ -30,9 +30,7 @@ def forecast_errors(
     rows = []
     for zone in zones:
         gy = data.year(zone, year, factors)
-        before = data.window(zone, gy.start_h - 24 * 365, gy.start_h, factors)
-        gaps = np.flatnonzero(np.isnan(before))
-        history = before[gaps[-1] + 1 :] if len(gaps) else before
+        history = data.history(zone, gy.start_h, 24 * 365, factors)
         values = np.concatenate([history, gy.values])
         first = max(WARMUP_DAYS, len(history) // 24)
         scores = {n: day_ahead_error(n, values, first) for n in FORECASTERS}

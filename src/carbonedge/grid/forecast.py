@@ -34,6 +34,7 @@ __all__ = [
     "ORACLE",
     "DayAheadError",
     "ForecastError",
+    "check_forecaster",
     "day_ahead_error",
     "predict",
 ]
@@ -102,14 +103,21 @@ class ForecastError(ConfigError):
     """An unknown forecaster or an unusable history."""
 
 
+def check_forecaster(name: str, *, oracle: bool = True) -> str:
+    """``name`` if it names a forecaster (or, with ``oracle``, the oracle bound); else a
+    ForecastError listing the known names."""
+    known = [*FORECASTERS, ORACLE] if oracle else list(FORECASTERS)
+    if name not in known:
+        raise ForecastError(f"unknown forecaster {name!r}; known: {', '.join(known)}")
+    return name
+
+
 def predict(name: str, history: Array, horizon_h: int) -> Array:
     """The next ``horizon_h`` hourly values after ``history`` (whose last value is the hour of
     issue), by the forecaster ``name``. Non-negative and finite."""
-    try:
-        forecaster = FORECASTERS[name]
-    except KeyError:
-        known = ", ".join([*FORECASTERS, ORACLE])
-        raise ForecastError(f"unknown forecaster {name!r}; known: {known}") from None
+    if check_forecaster(name) == ORACLE:
+        raise ForecastError("the oracle is not a forecaster: callers read the true values")
+    forecaster = FORECASTERS[name]
     past = np.asarray(history, dtype=np.float64)
     if past.ndim != 1 or not len(past) or not np.all(np.isfinite(past)):
         raise ForecastError("a forecast needs a non-empty history of finite values")

@@ -82,16 +82,4 @@ class EntsoeIntensity:
     def history(self, zone: str, at: datetime, hours: int) -> npt.NDArray[np.float64]:
         """Up to ``hours`` hourly values ending with the hour that holds ``at`` (its data hour),
         oldest first; shorter where the cache has no earlier data."""
-        h = self.data_hour(zone, at)
-        values = self.data.window(zone, h + 1 - hours, h + 1, self.factors)
-        gaps = np.flatnonzero(np.isnan(values))
-        return values[gaps[-1] + 1 :] if len(gaps) else values
-
-    def future(self, zone: str, at: datetime, hours: int) -> npt.NDArray[np.float64]:
-        """The true values of the ``hours`` hours after the one that holds ``at``: for
-        perfect-foresight bounds only (labelled ``oracle``), never for a plan."""
-        h = self.data_hour(zone, at)
-        values = self.data.window(zone, h + 1, h + 1 + hours, self.factors)
-        if np.isnan(values).any():
-            raise IntensityError(f"entsoe: no data for {zone} in the {hours} h after {at}")
-        return values
+        return self.data.history(zone, self.data_hour(zone, at) + 1, hours, self.factors)
