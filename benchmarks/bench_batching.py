@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbonedge.carbon import attribute
+from carbonedge.accounting import attribute
 from carbonedge.engine import EngineConfig, EngineSettings, open_engine
 from carbonedge.fleet import LocalFleet, ModelRef
 from carbonedge.fleet.spec import parse_fleet

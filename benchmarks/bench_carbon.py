@@ -1,7 +1,7 @@
 """Per-task cost of the Carbon Monitor's accounting path, measured side by side in one run.
 
 Per task the experiments runner reads the task's CPU time, turns it into energy with the
-window's attribution (Attribution.task_energy), applies Eq. 2 and appends a ledger row.
+window's rate (accounting.charge_task: CPU-s x rate, Eq. 2) and appends a ledger row.
 Goal: the whole per-task path under 0.1 ms (100 us). Prints microseconds per operation.
 """
 
@@ -14,16 +14,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from carbonedge.carbon import (
-    EmissionsLedger,
+from carbonedge.accounting import (
     EnergyReading,
-    IntensityReading,
     PowerSample,
+    RateSnapshot,
     attribute,
     carbon_g,
-    cpu_seconds,
-    task_row,
+    charge_task,
 )
+from carbonedge.carbon import EmissionsLedger, IntensityReading, cpu_seconds, task_row
 
 GOAL_US = 100.0
 
@@ -51,6 +50,15 @@ def main() -> None:
     quotas = {"Node-High": 1.0, "Node-Medium": 0.6, "Node-Green": 0.4}
     cpu_s = {"Node-High": 20.0, "Node-Medium": 12.0, "Node-Green": 8.0}
     attribution = attribute(reading, cpu_s)
+    snapshot = RateSnapshot(
+        rates=attribution.kwh_per_cpu_s,
+        basis=dict.fromkeys(cpu_s, "node"),
+        source="window",
+        energy_method=reading.method,
+        meter="bench",
+        window_s=reading.duration_s,
+        closed_mono_s=time.monotonic(),
+    )
     intensity = IntensityReading(380.0, "Node-Green", datetime.now(UTC), "static")
     now = datetime.now(UTC)
     pid = os.getpid()
@@ -59,8 +67,11 @@ def main() -> None:
         batched = EmissionsLedger(Path(tmp) / "batched.sqlite", batch_size=32)
         counter = iter(range(10**9))
 
+        def charge() -> object:
+            return charge_task("Node-Green", 0.012, snapshot, intensity, 1.0, now_mono_s=0.0)
+
         def make_row() -> object:
-            energy = attribution.task_energy("Node-Green", 0.012)
+            energy = charge().energy  # type: ignore[attr-defined]
             return task_row(
                 task_id=f"t{next(counter)}",
                 run_id="bench",
@@ -85,9 +96,7 @@ def main() -> None:
         results = {
             "thread_time() read (worker, per task)": per_call_us(time.thread_time, 20000),
             "psutil cpu_seconds(1 pid) (per window)": per_call_us(lambda: cpu_seconds([pid]), 2000),
-            "attribution.task_energy": per_call_us(
-                lambda: attribution.task_energy("Node-Green", 0.012), 50000
-            ),
+            "charge_task (energy + Eq. 2 + note)": per_call_us(charge, 50000),
             "carbon_g (Eq. 2)": per_call_us(lambda: carbon_g(1e-6, 380.0, 1.0), 50000),
             "task_row (energy + Eq. 2 + row)": per_call_us(make_row, 20000),
             "ledger.append (SQLite WAL, commit/row)": per_call_us(

@@ -8,15 +8,13 @@ import time
 
 import pytest
 
+from carbonedge.accounting import attribute, integrate_kwh, paper_ram_power_w
 from carbonedge.carbon import (
     CodeCarbonConfig,
     CodeCarbonMeter,
     MeterError,
-    attribute,
     cpu_seconds,
     host_busy_cpu_seconds,
-    integrate_kwh,
-    paper_ram_power_w,
 )
 
 pytestmark = pytest.mark.slow

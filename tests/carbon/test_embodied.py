@@ -7,12 +7,7 @@ import math
 
 import pytest
 
-from carbonedge.carbon import (
-    SECONDS_PER_YEAR,
-    EmbodiedError,
-    EmbodiedProfile,
-    embodied_g,
-)
+from carbonedge.carbon import SECONDS_PER_YEAR, EmbodiedError, EmbodiedProfile, embodied_g
 from carbonedge.cli.main import main
 from carbonedge.errors import CarbonEdgeError
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from carbonedge.carbon import ComponentEnergy, IntensityReading, LedgerError, LedgerRow, task_row
+from carbonedge.accounting import ComponentEnergy, MeterInfo
+from carbonedge.carbon import IntensityReading, LedgerError, LedgerRow, task_row
 from carbonedge.carbon.emissions_csv import (
     CODECARBON_COLUMNS,
     COLUMNS,
@@ -21,7 +22,6 @@ from carbonedge.carbon.emissions_csv import (
     meter_context,
     write_emissions_csv,
 )
-from carbonedge.carbon.energy import MeterInfo
 
 emissions_data = pytest.importorskip("codecarbon.output_methods.emissions_data")
 EmissionsData = emissions_data.EmissionsData

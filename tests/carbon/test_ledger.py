@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from carbonedge.accounting import ComponentEnergy
 from carbonedge.carbon import (
-    ComponentEnergy,
     EmbodiedProfile,
     EmissionsContext,
     EmissionsLedger,
@@ -105,7 +105,8 @@ def test_run_summary_sci_with_an_embodied_footprint(tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 from datetime import UTC, datetime
-from carbonedge.carbon import ComponentEnergy, EmissionsLedger, IntensityReading, task_row
+from carbonedge.accounting import ComponentEnergy
+from carbonedge.carbon import EmissionsLedger, IntensityReading, task_row
 ledger = EmissionsLedger(sys.argv[1])
 now = datetime.now(UTC)
 i = 0

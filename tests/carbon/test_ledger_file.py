@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from carbonedge.carbon import (
-    ComponentEnergy,
-    EmissionsLedger,
-    IntensityReading,
-    LedgerError,
-    task_row,
-)
+from carbonedge.accounting import ComponentEnergy
+from carbonedge.carbon import EmissionsLedger, IntensityReading, LedgerError, task_row
 from carbonedge.carbon.ledger_file import REQUIRED, read_ledger
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)

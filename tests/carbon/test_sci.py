@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from carbonedge.accounting import ComponentEnergy
 from carbonedge.carbon import (
-    ComponentEnergy,
     EmbodiedProfile,
     EmissionsLedger,
     IntensityReading,

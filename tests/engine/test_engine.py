@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from carbonedge.carbon import CsvTrace, IntensityError, IntensityReading, carbon_g
+from carbonedge.accounting import carbon_g
+from carbonedge.carbon import CsvTrace, IntensityError, IntensityReading
 from carbonedge.engine import (
     EngineConfig,
     EngineSettings,

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from carbonedge.carbon import ComponentEnergy, EmissionsLedger, IntensityReading, task_row
+from carbonedge.accounting import ComponentEnergy
+from carbonedge.carbon import EmissionsLedger, IntensityReading, task_row
 from carbonedge.cli.main import main
 from carbonedge.experiments import ExperimentParams, reproduce
 from carbonedge.experiments.html_report import render_html_report, write_html_report

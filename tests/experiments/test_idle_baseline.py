@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from carbonedge.carbon import EnergyReading, MeterInfo, PowerSample
+from carbonedge.accounting import EnergyReading, MeterInfo, PowerSample
 from carbonedge.carbon.codecarbon_meter import cpu_load_model_floor_w
 from carbonedge.engine import MeasurementWindows, NodeCpu
 from carbonedge.engine.windows import IdleBaseline

@@ -17,13 +17,7 @@ from PIL import Image
 
 from carbonedge.carbon import FakeMeter
 from carbonedge.data import model_input, preprocess
-from carbonedge.engine import (
-    EngineSettings,
-    MeasurementWindows,
-    NodeCpu,
-    RollingRates,
-    open_engine,
-)
+from carbonedge.engine import EngineSettings, MeasurementWindows, NodeCpu, RollingRates, open_engine
 from carbonedge.engine.rates import profile_snapshot
 from carbonedge.errors import ConfigError
 from carbonedge.fleet import ModelRef

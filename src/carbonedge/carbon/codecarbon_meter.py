@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from carbonedge.carbon.energy import EnergyReading, MeterInfo, PowerSample
-from carbonedge.carbon.equations import JOULES_PER_KWH, energy_kwh, paper_ram_power_w
+from carbonedge.accounting import EnergyReading, MeterInfo, PowerSample, paper_ram_power_w
+from carbonedge.accounting.units import J_PER_KWH, kwh_of_power
 from carbonedge.carbon.errors import MeterError
 
 RamModel = Literal["codecarbon", "paper"]
@@ -143,7 +143,7 @@ class CodeCarbonMeter:
                 if len(self._samples) == 1:
                     self._samples.pop()  # the t = 0 copy of the first interval
             dt_s = t_s - last_t
-            watts = [(e - le) * JOULES_PER_KWH / dt_s for e, le in zip(energy, last_e, strict=True)]
+            watts = [(e - le) * J_PER_KWH / dt_s for e, le in zip(energy, last_e, strict=True)]
             if not self._samples:
                 self._samples.append(PowerSample(0.0, *watts))
             self._samples.append(PowerSample(t_s, *watts))
@@ -250,7 +250,7 @@ class CodeCarbonMeter:
         ram_method = "constant(forced)" if forced_ram else "constant"
         if self.config.ram_model == "paper":
             ram_w = paper_ram_power_w(ram_gb)
-            ram_kwh = energy_kwh(ram_w, duration_s)
+            ram_kwh = kwh_of_power(ram_w, duration_s)
             samples = [PowerSample(s.t_s, s.cpu_w, s.gpu_w, ram_w) for s in samples]
             ram_method = "paper-ram-model"
         method = {

@@ -35,8 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from carbonedge.accounting import COMPONENTS, MeterInfo, totals
+from carbonedge.accounting.units import watts
 from carbonedge.carbon.embodied import EmbodiedProfile
-from carbonedge.carbon.energy import MeterInfo
 from carbonedge.carbon.errors import LedgerError
 from carbonedge.carbon.sci import sci_score
 
@@ -187,12 +188,11 @@ def _run_line(run_id: str, rows: list[LedgerRow], ctx: EmissionsContext) -> dict
     start = min(datetime.fromisoformat(r.started_at) for r in rows)
     end = max(datetime.fromisoformat(r.finished_at) for r in rows)
     duration_s = (end - start).total_seconds()
-    it_kwh = sum(r.energy_kwh for r in rows)
-    kwh = {
-        c: sum(getattr(r, f"{c}_energy_kwh") * r.pue for r in rows) for c in ("cpu", "gpu", "ram")
-    }
-    total_kwh = sum(kwh.values())
-    gco2 = sum(r.gco2 for r in rows)
+    charged = totals(rows)  # the run's figures, as in runs.csv and the tables
+    it_kwh = charged.energy_kwh
+    kwh = {c: math.fsum(getattr(r, f"{c}_energy_kwh") * r.pue for r in rows) for c in COMPONENTS}
+    total_kwh = math.fsum(kwh.values())
+    gco2 = charged.gco2
     pues = {r.pue for r in rows}
     pue = next(iter(pues)) if len(pues) == 1 else (total_kwh / it_kwh if it_kwh > 0 else None)
     wue = ctx.wue_l_per_kwh
@@ -206,7 +206,7 @@ def _run_line(run_id: str, rows: list[LedgerRow], ctx: EmissionsContext) -> dict
         "duration": duration_s,
         "emissions": gco2 / 1000.0,
         "emissions_rate": gco2 / 1000.0 / duration_s if duration_s > 0 else None,
-        **{f"{c}_power": kwh[c] * 3.6e6 / duration_s if duration_s > 0 else None for c in kwh},
+        **{f"{c}_power": watts(kwh[c], duration_s) if duration_s > 0 else None for c in kwh},
         **{f"{c}_energy": kwh[c] for c in kwh},
         "energy_consumed": total_kwh,
         "water_consumed": total_kwh * wue if wue is not None else None,

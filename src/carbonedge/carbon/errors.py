@@ -17,10 +17,6 @@ class IntensityError(CarbonEdgeError):
     """A carbon-intensity source cannot give a value (HTTP 401/429, timeout, bad data)."""
 
 
-class AttributionError(CarbonEdgeError):
-    """Attribution inputs are inconsistent (negative CPU time, unknown node, no quota)."""
-
-
 class LedgerError(CarbonEdgeError):
     """The emissions ledger refuses a row (duplicate task id) or cannot be written."""
 

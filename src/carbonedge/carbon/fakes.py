@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from carbonedge.carbon.energy import EnergyReading, MeterInfo, PowerSample
-from carbonedge.carbon.equations import integrate_kwh
+from carbonedge.accounting import EnergyReading, MeterInfo, PowerSample, integrate_kwh
 from carbonedge.carbon.errors import MeterError
 
 PowerProfile = Callable[[float], tuple[float, float, float]]

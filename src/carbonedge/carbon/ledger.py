@@ -29,8 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from carbonedge.carbon.attribution import ComponentEnergy
-from carbonedge.carbon.equations import carbon_g
+from carbonedge.accounting import ComponentEnergy, carbon_g
 from carbonedge.carbon.errors import LedgerError
 from carbonedge.carbon.intensity import IntensityReading
 

@@ -11,11 +11,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carbonedge.carbon.attribution import Attribution, attribute, host_busy_cpu_seconds
-from carbonedge.carbon.energy import EnergyMeter, EnergyReading
-from carbonedge.carbon.equations import carbon_g
+from carbonedge.accounting import Attribution, EnergyMeter, EnergyReading, attribute, carbon_g
 from carbonedge.carbon.errors import CommandError
 from carbonedge.carbon.intensity import IntensityReading, IntensitySource
+from carbonedge.carbon.process_cpu import host_busy_cpu_seconds
 
 
 @dataclass(frozen=True)

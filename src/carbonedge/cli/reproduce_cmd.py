@@ -64,13 +64,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "S > 0 = quota utilisation over the last S seconds",
     )
     p.add_argument(
-        "--energy-rate",
-        choices=("pooled", "window"),
-        default="pooled",
-        help="pooled (default): one host energy rate per CPU-second for the whole reproduction; "
-        "window: each run's own meter window",
-    )
-    p.add_argument(
         "--slo-factor",
         type=float,
         default=None,
@@ -106,7 +99,6 @@ def params_from_args(args: argparse.Namespace) -> Any:
         "images_dir": args.images,
         "mono_node": args.mono_node,
         "load_window_s": args.load_window,
-        "energy_rate": args.energy_rate,
         "slo_ms": args.slo_ms,
         "backend": args.backend,
     }

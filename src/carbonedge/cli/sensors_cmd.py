@@ -13,6 +13,7 @@ import argparse
 import time
 from typing import Any
 
+from carbonedge.accounting.units import joules
 from carbonedge.cli.checks import MAX_WAIT_S, dumps, number
 from carbonedge.errors import ConfigError
 
@@ -63,7 +64,7 @@ def _reading_dict(reading: Any, rails_j: dict[str, float]) -> dict[str, Any]:
     return {
         "duration_s": round(d, 3),
         "method": dict(reading.method),
-        "energy_j": {c: getattr(reading, f"{c}_energy_kwh") * 3.6e6 for c in ("cpu", "gpu", "ram")},
+        "energy_j": {c: joules(getattr(reading, f"{c}_energy_kwh")) for c in ("cpu", "gpu", "ram")},
         "mean_power_w": {c: reading.mean_power_w(c) for c in ("cpu", "gpu", "ram")},
         "rails_j": rails_j,
         "rails_mean_w": {k: (v / d if d > 0 else 0.0) for k, v in rails_j.items()},

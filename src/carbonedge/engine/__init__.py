@@ -12,7 +12,6 @@ from carbonedge.engine.build import (
     meter_factory,
     open_engine,
 )
-from carbonedge.engine.charge import METHOD_PROFILE, METHOD_WINDOW, Charge, charge_task
 from carbonedge.engine.core import Engine, EngineConfig, Outcome
 from carbonedge.engine.errors import (
     EngineError,
@@ -22,16 +21,13 @@ from carbonedge.engine.errors import (
     TaskTimeout,
 )
 from carbonedge.engine.intensity import IntensityFeed, ReplayClock
-from carbonedge.engine.rates import RateSnapshot, RollingRates, WindowTotals
+from carbonedge.engine.rates import RollingRates, WindowTotals
 from carbonedge.engine.windows import IdleBaseline, Measurement, MeasurementWindows, NodeCpu
 
 __all__ = [
     "BACKENDS",
     "FAKE_POWER_W",
     "METER_KINDS",
-    "METHOD_PROFILE",
-    "METHOD_WINDOW",
-    "Charge",
     "Engine",
     "EngineConfig",
     "EngineError",
@@ -44,13 +40,11 @@ __all__ = [
     "NodeCpu",
     "Outcome",
     "Overloaded",
-    "RateSnapshot",
     "ReplayClock",
     "RollingRates",
     "TaskFailed",
     "TaskTimeout",
     "WindowTotals",
-    "charge_task",
     "make_fleet",
     "meter_factory",
     "open_engine",

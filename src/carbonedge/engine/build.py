@@ -23,13 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from carbonedge.carbon import (
-    CodeCarbonConfig,
-    CodeCarbonMeter,
-    EnergyMeter,
-    FakeMeter,
-    IntensitySource,
-)
+from carbonedge.accounting import EnergyMeter
+from carbonedge.carbon import CodeCarbonConfig, CodeCarbonMeter, FakeMeter, IntensitySource
 from carbonedge.carbon.ledger import default_ledger_path
 from carbonedge.carbon.ledger_writer import LedgerWriter
 from carbonedge.engine.core import Engine, EngineConfig

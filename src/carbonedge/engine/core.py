@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from carbonedge.carbon import EnergyMeter, IntensityReading, LedgerRow, MeterError, task_row
+from carbonedge.accounting import Charge, EnergyMeter, charge_task
+from carbonedge.carbon import IntensityReading, LedgerRow, MeterError, task_row
 from carbonedge.carbon.ledger_writer import LedgerWriter
-from carbonedge.engine.charge import Charge, charge_task
 from carbonedge.engine.errors import (
     EngineError,
     NoEligibleNode,
@@ -193,6 +193,7 @@ class Engine:
         self._pushed: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self.counts: dict[str, int] = collections.defaultdict(int)
+        self._counts_lock = threading.Lock()  # counters are bumped from the ledger's thread too
         self._exec_s = 0.05  # a running mean of task time, for Retry-After hints
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -277,10 +278,10 @@ class Engine:
         with self._cond:
             if self._stopping:
                 raise Overloaded("the engine is stopping", retry_after_s=5.0)
-            self.counts["submitted"] += 1
+            self._bump("submitted")
             if node is None:
                 if len(self._queue) >= self.config.max_queue:
-                    self.counts["refused_overloaded"] += 1
+                    self._bump("refused_overloaded")
                     raise Overloaded(
                         f"{len(self._queue)} tasks are waiting for a node (max_queue "
                         f"{self.config.max_queue}); try again later",
@@ -347,7 +348,8 @@ class Engine:
     def stats(self) -> dict[str, int]:
         """Counters since start: submitted, completed, refused_overloaded, refused_no_node,
         redispatched, failed, plus queued and in_flight now."""
-        out = dict(self.counts)
+        with self._counts_lock:
+            out = dict(self.counts)
         out["queued"], out["in_flight"] = self.queued, self.in_flight
         return out
 
@@ -484,7 +486,7 @@ class Engine:
                 self._in_flight -= 1
                 for req in reversed(retry):
                     req.failed = (*req.failed, node)
-                    self.counts["redispatched"] += 1
+                    self._bump("redispatched")
                     req.deadline_s = time.monotonic() + self.config.max_wait_s
                     self._queue.appendleft(req)
                 self._cond.notify_all()
@@ -577,12 +579,16 @@ class Engine:
             if error is None:
                 self._succeed(req, make(f.result(), True))
             else:  # the inference ran; say it was not recorded rather than hide it
-                self.counts["unrecorded"] += 1
+                self._bump("unrecorded")
                 self._succeed(req, make(row, False))
 
         self.ledger.append(row).add_done_callback(stored)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _bump(self, counter: str) -> None:
+        with self._counts_lock:
+            self.counts[counter] += 1
 
     def _finished_one(self) -> None:
         with self._cond:
@@ -590,12 +596,12 @@ class Engine:
             self._cond.notify_all()
 
     def _succeed(self, req: _Request, outcome: Outcome) -> None:
-        self.counts["completed"] += 1
+        self._bump("completed")
         if not req.future.done():
             req.future.set_result(outcome)
 
     def _fail(self, req: _Request, error: EngineError) -> None:
-        self.counts["failed" if not isinstance(error, NoEligibleNode) else "refused_no_node"] += 1
+        self._bump("failed" if not isinstance(error, NoEligibleNode) else "refused_no_node")
         if not req.future.done():
             req.future.set_exception(error)
 

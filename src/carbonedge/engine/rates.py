@@ -10,7 +10,7 @@ active energy is split by CPU-time share of the host's busy CPU seconds.
 
 What it publishes, as one immutable :class:`RateSnapshot`, is each node's *active energy per
 CPU-second* (kWh per CPU-s, per component). A request that used ``cpu_s`` CPU seconds on a node
-is then estimated at ``rate x cpu_s`` kWh (the per-task rule of ``Attribution.task_energy``) and
+is then estimated at ``rate x cpu_s`` kWh (:func:`carbonedge.accounting.charge_task`) and
 ``rate x cpu_s x I x PUE`` gCO2 (Eq. 2): a dictionary read and a few multiplications.
 
 Before the first window closes the rate comes from the node's power profile (Eq. 4's
@@ -27,70 +27,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from carbonedge.carbon import AttributionError, attribute
-from carbonedge.carbon.equations import JOULES_PER_KWH
+from carbonedge.accounting import AttributionError, Rate, RateSnapshot, attribute, profile_rate
 from carbonedge.engine.windows import Measurement, MeasurementWindows
 from carbonedge.fleet import FleetSpec
 
-__all__ = ["MIN_NODE_CPU_S", "RateSnapshot", "RollingRates", "WindowTotals", "profile_snapshot"]
-
-Rate = tuple[float, float, float]  # kWh per CPU-second: (cpu, gpu, ram)
+__all__ = ["MIN_NODE_CPU_S", "RollingRates", "WindowTotals", "profile_snapshot"]
 
 # A node that used less CPU than this in a window gets the host-wide rate (active energy per busy
 # CPU-second of the whole host) instead of its own ratio of two tiny numbers.
 MIN_NODE_CPU_S = 0.05
-
-
-@dataclass(frozen=True)
-class RateSnapshot:
-    """Active energy per CPU-second of each node, from one closed window (or the prior).
-
-    Attributes:
-        rates: node -> (cpu, gpu, ram) kWh per CPU-second.
-        basis: node -> ``"node"`` (its own CPU time in the window), ``"host"`` (the host's
-            active energy per busy CPU-second: the node was nearly idle) or ``"power-profile"``.
-        source: ``"window"`` (a measured window) or ``"power-profile"`` (no window closed yet).
-        energy_method: how the window's host energy was obtained, per component (``cpu``,
-            ``gpu``, ``ram`` -> ``rapl``, ``cpu-load-model``, ``constant``, ``fake``, ...).
-        meter: the meter's name (``codecarbon``, ``fake``, ``none``).
-        window_s: the window's length in s (0 for the prior).
-        closed_mono_s: ``time.monotonic()`` when the window closed.
-        index: 1 for the first window, 0 for the prior.
-    """
-
-    rates: Mapping[str, Rate]
-    basis: Mapping[str, str]
-    source: str
-    energy_method: Mapping[str, str]
-    meter: str
-    window_s: float
-    closed_mono_s: float
-    index: int = 0
-
-    @property
-    def method_label(self) -> str:
-        """``cpu=cpu-load-model gpu=none ram=constant`` style label."""
-        return " ".join(f"{c}={self.energy_method.get(c, 'none')}" for c in ("cpu", "gpu", "ram"))
-
-    def describe(self, node: str, now_mono_s: float) -> str:
-        """One sentence on how a request's energy on ``node`` is estimated."""
-        if self.source != "window":
-            return (
-                "estimate: CPU-seconds x the node's power profile, (max_w - idle_w) / cpu_quota "
-                "per CPU-second (Eq. 4's P_node); no meter window has closed yet"
-            )
-        age_s = max(0.0, now_mono_s - self.closed_mono_s)
-        whose = (
-            f"{node}'s active energy per CPU-second"
-            if self.basis.get(node) == "node"
-            else "the host's active energy per busy CPU-second (node nearly idle in the window)"
-        )
-        return (
-            f"estimate: apportioned by CPU time from {self.meter}'s host measurement "
-            f"({self.method_label}): {whose} in the meter window of {self.window_s:.1f} s "
-            f"that closed {age_s:.1f} s ago, x this request's CPU-seconds; "
-            "idle baseline and static RAM power not included"
-        )
 
 
 @dataclass(frozen=True)
@@ -114,10 +59,7 @@ class WindowTotals:
 
 def profile_snapshot(spec: FleetSpec) -> RateSnapshot:
     """The prior: ``(max_w - idle_w) / cpu_quota`` J per CPU-second per node, as kWh/CPU-s."""
-    rates = {
-        n.name: ((n.power.max_w - n.power.idle_w) / n.cpu_quota / JOULES_PER_KWH, 0.0, 0.0)
-        for n in spec.nodes
-    }
+    rates = {n.name: profile_rate(n.power.idle_w, n.power.max_w, n.cpu_quota) for n in spec.nodes}
     return RateSnapshot(
         rates=rates,
         basis=dict.fromkeys(spec.names, "power-profile"),

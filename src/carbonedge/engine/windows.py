@@ -24,13 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from carbonedge.carbon import (
-    AttributionError,
-    EnergyMeter,
-    EnergyReading,
-    cpu_seconds,
-    host_busy_cpu_seconds,
-)
+from carbonedge.accounting import AttributionError, EnergyMeter, EnergyReading
+from carbonedge.carbon import cpu_seconds, host_busy_cpu_seconds
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.fleet import FleetBackend
 

@@ -18,7 +18,6 @@ from carbonedge.experiments.params import (
     ce_label,
     config_labels,
 )
-from carbonedge.experiments.rates import PooledRate, apply_energy_rate, pooled_rate
 from carbonedge.experiments.records import (
     ConfigSummary,
     Environment,
@@ -45,15 +44,12 @@ __all__ = [
     "ExperimentResult",
     "MeanCI",
     "Outcome",
-    "PooledRate",
     "RunRecord",
     "SweepRecord",
-    "apply_energy_rate",
     "ce_label",
     "config_labels",
     "mean_ci",
     "percentile",
-    "pooled_rate",
     "reproduce",
     "run_experiment",
     "summaries",

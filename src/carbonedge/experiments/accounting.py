@@ -10,16 +10,12 @@ charges every task as it finishes (:mod:`carbonedge.engine.charge`) and streams 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from carbonedge.carbon import (
-    Attribution,
-    ComponentEnergy,
-    IntensityReading,
-    attribute,
-    carbon_g,
-)
+from carbonedge.accounting import Attribution, ComponentEnergy, attribute, carbon_g
+from carbonedge.carbon import IntensityReading
 from carbonedge.engine import Measurement
 from carbonedge.fleet import FleetSpec
 
@@ -34,10 +30,21 @@ class Accounted:
 
     @property
     def carbon_g(self) -> float:
-        return sum(self.node_carbon_g.values())
+        return math.fsum(self.node_carbon_g.values())
 
-    def component_kwh(self, component: str) -> float:
-        return float(sum(getattr(e, f"{component}_energy_kwh") for e in self.node_energy.values()))
+    @property
+    def energy(self) -> ComponentEnergy:
+        """The nodes' energy, summed per component."""
+        es = self.node_energy.values()
+        return ComponentEnergy(
+            math.fsum(e.cpu_energy_kwh for e in es),
+            math.fsum(e.gpu_energy_kwh for e in es),
+            math.fsum(e.ram_energy_kwh for e in es),
+        )
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy.energy_kwh
 
 
 def account(

@@ -8,12 +8,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from carbonedge.accounting.units import MJ_PER_KWH
 from carbonedge.experiments.energy_notes import cpu_ms_per_inference
 from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
 from carbonedge.experiments.stats import mean_ci, percentile
 from carbonedge.experiments.verdict import calibrated_cpu_ms, calibrated_energy
-
-MJ_PER_KWH = 3.6e9
 
 
 def calibration_table(result: ExperimentResult) -> str:
@@ -61,7 +60,7 @@ def calibration_table(result: ExperimentResult) -> str:
             "… in the config runs",
             "Process/task CPU",
             "Exec ms",
-            f"Energy mJ/inf ({result.energy_rate})",
+            f"Energy mJ/inf ({result.charge_method})",
             "gCO2/inf at node's I",
             "CI/mean",
             "Min samples",
@@ -165,7 +164,7 @@ def fig_node_energy(result: ExperimentResult, path: Path) -> None:
         a.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models, fontsize=8)
         a.grid(alpha=0.3, axis="y")
         a.legend(fontsize=8)
-    ax.set_ylabel(f"energy per inference (mJ, {result.energy_rate} rate)")
+    ax.set_ylabel(f"energy per inference (mJ, {result.charge_method})")
     ax.set_title("calibration: tasks pinned to one node (95% CI over windows)")
     axc.set_ylabel("gCO2 per inference (energy x node intensity)")
     axc.set_title("what each node costs per inference")

@@ -7,52 +7,35 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from carbonedge.accounting.units import joules
 from carbonedge.experiments.params import AMP4EC
 from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
 from carbonedge.experiments.stats import mean_ci
 
-WHY_POOLED = (
-    "Pooled is the default on a simulated fleet because every node is a slice of ONE physical "
-    "CPU and, without RAPL, the modelled power of a window depends on the host-wide load "
-    "(CodeCarbon: TDP x (0.1 + 0.9 x load^3)), not on the node: a per-window rate makes a run "
-    "on a small-quota node look cheaper per CPU-second, and windows shorter than the 1 s "
-    "sampling make it noisy."
-)
-
 
 def rate_text(result: ExperimentResult) -> str:
-    """The header's energy-rate bullet (Markdown)."""
-    rate = result.pooled_rate
-    chosen = result.energy_rate
+    """The header's bullet on the rate every task was charged at (Markdown)."""
+    rate = result.rate
     if rate is None:
-        return f"- **Energy rate**: `{chosen}` (pooled rate not computed). {WHY_POOLED}"
-    unit = "node CPU-second" if rate.basis == "node_cpu_s" else "second of meter window"
-    power = "W per busy core" if rate.basis == "node_cpu_s" else "W of host power"
-    split = (
-        "every node is charged its CPU seconds x this rate"
-        if rate.basis == "node_cpu_s"
-        else "each run's host energy is this rate x its window, split by the nodes' quota shares"
-    )
-    what = (
-        "of active energy attributed to nodes" if rate.basis == "node_cpu_s" else "of host energy"
-    )
-    pooled = (
-        f"one rate per component pooled over all {rate.windows} windows (runs and sweep "
-        f"points): {rate.kwh_per_s:.3e} kWh per {unit} (= {rate.power_w:.2f} {power}: CPU "
-        f"{rate.cpu_kwh_per_s * 3.6e6:.2f}, GPU {rate.gpu_kwh_per_s * 3.6e6:.2f}, RAM "
-        f"{rate.ram_kwh_per_s * 3.6e6:.2f}), i.e. {rate.energy_kwh:.3e} kWh {what} over "
-        f"{rate.seconds:.1f} s; {split}"
-    )
-    if chosen == "pooled":
-        body = f"`pooled` (`--energy-rate pooled`, default): {pooled}."
-        other = "`window` (each run's own meter window) is shown beside it in the headline."
-    else:
-        body = (
-            "`window` (`--energy-rate window`): each run is charged the energy attributed in its "
-            f"own meter window. For comparison, pooled = {pooled}."
+        return (
+            f"- **Charge** (`{result.charge_method}`): no calibration window was measured, so "
+            "every task was charged its CPU seconds x its node's power profile, "
+            "(max_w - idle_w) / cpu_quota per CPU-second: modelled, not measured. A run's "
+            "figures are the sums of its ledger rows."
         )
-        other = "The pooled figure is shown beside it in the headline."
-    return f"- **Energy rate**: {body} {WHY_POOLED} {other}"
+    return (
+        f"- **Charge** (`{result.charge_method}`): every task was charged once, as it finished, "
+        f"its CPU seconds x one rate pooled over the {rate.windows} calibration windows: "
+        f"{rate.kwh_per_s:.3e} kWh per task CPU-second (= {rate.power_w:.2f} W per busy core: "
+        f"CPU {joules(rate.cpu_kwh_per_s):.2f}, GPU {joules(rate.gpu_kwh_per_s):.2f}, RAM "
+        f"{joules(rate.ram_kwh_per_s):.2f}), i.e. {rate.energy_kwh:.3e} kWh attributed to the "
+        f"nodes over {rate.cpu_s:.1f} s of their tasks' CPU time, so the node processes' own "
+        "overhead is in the rate. Every figure of a run (Table II, runs.csv, emissions.csv) is "
+        "the sum of its ledger rows. One rate, not one per run: every node is a slice of ONE "
+        "physical CPU and, without RAPL, the modelled power of a window depends on host-wide "
+        "load (CodeCarbon: TDP x (0.1 + 0.9 x load^3)), not on the node; each run's own window "
+        'is in "Accounting methods side by side".'
+    )
 
 
 def static_text(result: ExperimentResult) -> str:
@@ -132,10 +115,8 @@ def energy_breakdown(result: ExperimentResult, model: str) -> str:
     for r in result.runs:
         if r.model == model and r.config not in configs:
             configs.append(r.config)
-    other = {r.run_id: r for r in result.other_rate_runs}
     for c in configs:
         runs = result.runs_of(model, c)
-        alt = [other[r.run_id] for r in runs if r.run_id in other]
 
         def m(values: list[float]) -> str:
             return f"{mean_ci(values).mean:.3e}"
@@ -145,7 +126,7 @@ def energy_breakdown(result: ExperimentResult, model: str) -> str:
                 c,
                 m([r.host_energy_kwh for r in runs]),
                 m([r.energy_kwh for r in runs]),
-                m([r.energy_kwh for r in alt]) if alt else "-",
+                m([r.window_energy_kwh for r in runs]),
                 m([r.cpu_energy_kwh for r in runs]),
                 m([r.ram_energy_kwh for r in runs]),
                 m([r.idle_energy_kwh for r in runs]),
@@ -158,8 +139,8 @@ def energy_breakdown(result: ExperimentResult, model: str) -> str:
         [
             "Configuration",
             "Host (kWh)",
-            f"Nodes, {result.energy_rate} (kWh)",
-            f"Nodes, {result.other_rate} (kWh)",
+            "Nodes, ledger (kWh)",
+            "Nodes, own window (kWh)",
             "Nodes CPU",
             "Nodes RAM",
             "Static (idle CPU + const. RAM)",

@@ -1,15 +1,17 @@
-"""Three ways to turn the same run windows into gCO2 per inference, side by side (issue 12).
+"""The sensitivity table: the same runs under four accounting methods, side by side.
 
-All three use the same measurements (each run's window length, the nodes' CPU seconds, the
-host meter's energy) and Eq. 2 per node, ``C = E_node x I_node x PUE_node``; they differ in
-``E_node``:
+The headline is ``ledger``: every figure of a run is the sum of its ledger rows, each task
+charged once as it finished (:mod:`carbonedge.accounting.charge`) at the rate pooled over the
+calibration windows. The other three recompute the same runs from their meter windows and
+Eq. 2 per node, ``C = E_node x I_node x PUE_node``, and differ in ``E_node``:
 
+- ``window``: the energy the run's own meter window attributed to each node (the chosen
+  attribution). Without RAPL the modelled power depends on host-wide load, so a run on a
+  small-quota node looks cheaper per CPU-second, and sub-second windows are noisy.
 - ``quota`` (the paper's IV.A.1): host energy, static energy included, pooled over every
   window (``rate = sum E_host / sum window_s``, kWh/s) and split by CPU-quota share:
   ``E_node = rate x window_s x q_node / sum_q``. Every configuration gets the same
   quota-weighted intensity, so carbon follows the run's duration only.
-- ``cputime`` (ours, the default): active energy by CPU time at the pooled rate per node
-  CPU-second (:mod:`carbonedge.experiments.rates`); static energy and other processes left out.
 - ``device-profile``: each node's own power profile (fleet spec, ``idle_w + (max_w - idle_w)
   x u``) at its utilisation in the window, ``u = cpu_s_node / (q_node x window_s)``:
   ``E_node = P_node(u) x window_s`` — what a fleet of real devices of those profiles would
@@ -22,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from carbonedge.accounting.units import kwh_of_power
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.experiments.params import MONOLITHIC
 from carbonedge.experiments.records import ExperimentResult, RunRecord, SweepRecord
@@ -38,9 +41,7 @@ __all__ = [
 ]
 
 #: Names in the order the report shows them.
-ACCOUNTING_METHODS = ("quota", "cputime", "device-profile")
-
-_WS_PER_KWH = 3_600_000.0
+ACCOUNTING_METHODS = ("ledger", "window", "quota", "device-profile")
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,10 @@ def g_per_inf(
     nodes = {n[0]: n for n in result.env.nodes}  # (name, quota, memory_mb, I, PUE)
     if run.n_tasks <= 0:
         return math.nan
-    if method == "cputime":
-        if result.params.attribution != "cputime":
-            return math.nan
-        pooled = result.runs if result.energy_rate == "pooled" else result.other_rate_runs
-        same = [r for r in pooled if r.run_id == run.run_id]
-        return same[0].carbon_g / same[0].n_tasks if same else math.nan
+    if method == "ledger":
+        return run.carbon_g / run.n_tasks
+    if method == "window":
+        return run.window_carbon_g / run.n_tasks
     if method == "quota":
         total_q = math.fsum(n[1] for n in nodes.values())
         g = math.fsum(
@@ -88,7 +87,7 @@ def g_per_inf(
             if power is None or run.window_s <= 0:
                 return math.nan
             u = run.node_cpu_s.get(name, 0.0) / (q * run.window_s)
-            g += power.power_w(u) * run.window_s / _WS_PER_KWH * i * pue
+            g += kwh_of_power(power.power_w(u), run.window_s) * i * pue
         return g / run.n_tasks
     raise ValueError(f"unknown accounting method {method!r}; one of {ACCOUNTING_METHODS}")
 
@@ -100,8 +99,7 @@ def by_method(
     fleet whose power profiles ``device-profile`` uses (None: ``params.fleet_file``)."""
     spec = spec or load_fleet(result.params.fleet_file)
     rate = _quota_rate(result)
-    # Runs are matched by repeat (the runs of result.runs are charged at the chosen rate; the
-    # window figures used here are the same under both rates).
+    # Runs are matched by repeat.
     runs = {r.repeat: r for r in result.runs_of(model, config)}
     mono = {r.repeat: r for r in result.runs_of(model, MONOLITHIC)}
     out: dict[str, MethodFigures] = {}
@@ -114,8 +112,8 @@ def by_method(
 
 
 def describe(figures: Mapping[str, MethodFigures]) -> str:
-    """``quota (paper) +x% ± y; cputime (ours) ...; device-profile ...`` for a reason cell."""
-    label = {"quota": "quota (paper)", "cputime": "cputime (ours)"}
+    """``ledger (headline) +x% ± y; window ...; quota (paper) ...; device-profile ...``."""
+    label = {"ledger": "ledger (headline)", "quota": "quota (paper)"}
     parts = []
     for m, f in figures.items():
         r = f.reduction_pct

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from carbonedge.carbon import EmbodiedProfile, EnergyMeter
+from carbonedge.accounting import EnergyMeter
+from carbonedge.carbon import EmbodiedProfile
 from carbonedge.errors import ConfigError
 from carbonedge.experiments.calibration import fig_node_energy
 from carbonedge.experiments.html_report import HTML_NAME, write_html_report
@@ -149,7 +150,7 @@ def terminal_text(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> st
         render_sweep(sweep_rows(result), nodes),
         "",
         f"Energy: {result.env.energy_method_text}",
-        f"Attribution: {result.params.attribution}; energy rate: {result.energy_rate}; "
+        f"Attribution: {result.params.attribution}; tasks charged: {result.charge_method}; "
         f"enforcement: {result.env.enforcement}",
         "",
         *(line.replace("**", "") for line in headline_text(headline(result, sums))),
@@ -170,7 +171,6 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
         "overhead": overhead_table(result, sums),
         "sweep": sweep_rows(result),
         "runs": [_flat_run(r) for r in result.runs],
-        "runs_other_rate": [_flat_run(r) for r in result.other_rate_runs],
     }
     for name, rows in tables.items():
         write_csv(out / f"{name}.csv", rows)
@@ -183,12 +183,10 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
             "environment": result.env.to_dict(),
             "started_at": result.started_at,
             "wall_s": result.wall_s,
-            "energy_rate": result.energy_rate,
-            "pooled_rate": result.pooled_rate.to_dict() if result.pooled_rate else None,
+            "charge_method": result.charge_method,
+            "rate": result.rate.to_dict() if result.rate else None,
             "runs": [r.to_dict() for r in result.runs],
             "sweep": [p.to_dict() for p in result.sweep],
-            "other_rate": result.other_rate,
-            "other_rate_runs": [r.to_dict() for r in result.other_rate_runs],
         },
     )
     _write_ledger(result, out)
@@ -197,8 +195,8 @@ def write_outputs(result: ExperimentResult, folder: str | Path) -> Path:
     for r in result.runs:
         if r.model == model and not math.isinf(r.inf_per_g):
             points.setdefault(r.config, []).append((r.inf_per_g, r.latency_ms))
-    fig2(tables["table2"], model, out / FIG2, points, result.energy_rate)
-    fig3(tables["sweep"], result.node_names, out / FIG3, result.energy_rate)
+    fig2(tables["table2"], model, out / FIG2, points, result.charge_method)
+    fig3(tables["sweep"], result.node_names, out / FIG3, result.charge_method)
     fig_node_energy(result, out / FIG_NODE_ENERGY)
     sensitivity = fig_sensitivity(
         _fleet_rows(result),

@@ -20,7 +20,6 @@ RuntimeKind = Literal["torch", "onnx"]
 AttributionKind = Literal["cputime", "quota"]
 MeterKind = Literal["codecarbon", "fake"]
 CostKind = Literal["eq5", "macs", "measured"]
-EnergyRate = Literal["pooled", "window"]
 
 #: The paper's three CNNs in the order of Table IV (IV.A.3).
 PAPER_MODELS = ("mobilenet_v2", "mobilenetv4_conv_small", "efficientnet_b0")
@@ -79,9 +78,6 @@ class ExperimentParams:
             sliding window of that many seconds. In the paper's closed loop the node that ran
             the last task is idle at the next decision but fully used over any window, so a
             window makes every mode rotate between nodes (Table V could not show 100%).
-        energy_rate: ``pooled`` (default) = one host energy rate per component for the whole
-            reproduction (``cputime``: kWh per node CPU-second; ``quota``: kWh per second of
-            window), charged to every run; ``window`` = each run's own meter window.
         slo_factor: CE-SLO's latency SLO as a multiple of the fastest node's predicted latency
             for the model (telemetry after warm-up); ignored when ``slo_ms`` is set.
         slo_ms: CE-SLO's latency SLO in ms for every model (None: ``slo_factor``).
@@ -91,8 +87,11 @@ class ExperimentParams:
             ``n_images`` tasks AND its meter window has lasted this many seconds, so that the
             window holds several meter samples (0 = exactly ``n_images`` tasks; ``--quick``).
         calibration_windows: windows per node x model of the energy calibration (tasks pinned
-            to one node; energy per inference per node with a CI); 0 = no calibration.
-        calibration_tasks: tasks per calibration window (at least; ``min_run_s`` applies too).
+            to one node; energy per inference per node with a CI). The rate every later task
+            is charged at is pooled over them; 0 = no calibration, and tasks are charged at
+            the nodes' power profiles (modelled).
+        calibration_tasks: tasks per calibration window (at least; the window also lasts
+            ``min_run_s`` and at least 2 x ``measure_power_secs``, so that it holds meter samples).
     """
 
     models: tuple[str, ...] = PAPER_MODELS
@@ -113,7 +112,6 @@ class ExperimentParams:
     partition_cost: CostKind = "eq5"
     measure_power_secs: float = 1.0
     load_window_s: float = 0.0
-    energy_rate: EnergyRate = "pooled"
     slo_factor: float = DEFAULT_SLO_FACTOR
     slo_ms: float | None = None
     backend: Literal["local", "ray"] = "local"
@@ -148,7 +146,6 @@ class ExperimentParams:
             raise ConfigError(
                 f"load_window_s: must be >= 0 (0 = occupancy), got {self.load_window_s}"
             )
-        _choice("energy_rate", self.energy_rate, ("pooled", "window"))
         _choice("backend", self.backend, ("local", "ray"))
         if not _positive_number(self.slo_factor):
             raise ConfigError(f"slo_factor: must be a number > 0, got {self.slo_factor!r}")

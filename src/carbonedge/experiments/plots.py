@@ -33,7 +33,7 @@ def fig2(
     model: str,
     path: Path,
     repeats: Mapping[str, Sequence[tuple[float, float]]] | None = None,
-    energy_rate: str = "",
+    charge: str = "",
 ) -> None:
     """Latency (ms) vs inferences per gCO2 per configuration: ours (measured) and the paper's.
 
@@ -69,7 +69,7 @@ def fig2(
             ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", color=color, alpha=0.5, ms=5)
     ax.set_xlabel("carbon efficiency (inferences per gCO2)")
     ax.set_ylabel("mean latency per inference (ms)")
-    rate = f", {energy_rate} energy rate" if energy_rate else ""
+    rate = f", charged {charge}" if charge else ""
     ax.set_title(f"ours, measured: {model}{rate} (dots: repeats)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
@@ -87,7 +87,7 @@ def fig2(
     plt.close(fig)
 
 
-def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path, energy_rate: str = "") -> None:
+def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path, charge: str = "") -> None:
     """Weight sweep: gCO2/inf, latency and the node share of Node-Green-like nodes vs wC.
 
     One line per policy; vertical lines at Table I's wC (Performance 0.05, Balanced 0.30, Green
@@ -134,7 +134,7 @@ def fig3(rows: Sequence[Row], nodes: Sequence[str], path: Path, energy_rate: str
             xytext=(2, -10),
             textcoords="offset points",
         )
-    rate = f", {energy_rate} energy rate" if energy_rate else ""
+    rate = f", charged {charge}" if charge else ""
     fig.suptitle(
         f"Fig. 3: weight sweep (measured{rate}); paper: transition at wC >= "
         f"{paper.SWEEP_TRANSITION_WC:.2f}"

@@ -1,9 +1,10 @@
 """What a reproduction measures: one record per run, per sweep point, and their summaries.
 
 Units are in the names. A *run* is one configuration of one model for one repeat: ``n_tasks``
-closed-loop inferences inside one meter window. Energy figures are the energy attributed to the
-fleet's nodes (kWh) by the chosen attribution; carbon is Eq. 2 per node
-(``E_node x I_node x PUE_node``) summed over the nodes.
+closed-loop inferences inside one meter window. A run's energy (kWh) and carbon (gCO2) are the
+sums of its ledger rows (:func:`carbonedge.accounting.totals`): every task charged once, as it
+finished. The window's own attribution is kept beside them (``window_*``) for the sensitivity
+table; host, static and other processes' energy are the window's measurement.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from carbonedge.experiments.params import ExperimentParams
 from carbonedge.experiments.stats import MeanCI, mean_ci
 
 if TYPE_CHECKING:
-    from carbonedge.experiments.rates import PooledRate
+    from carbonedge.accounting import PooledRate
 
 
 @dataclass(frozen=True)
@@ -28,19 +29,19 @@ class RunRecord:
         latency_ms: mean submit-to-result time per task (pipeline: first stage to last).
         wall_s: wall time of the run (first submit to last result), s.
         throughput_rps: ``n_tasks / wall_s``, requests per second.
-        node_energy_kwh: energy charged to each node (CPU + GPU + RAM) under ``energy_rate``,
-            kWh.
-        cpu/gpu/ram_energy_kwh: sums over the nodes per component, kWh.
+        node_energy_kwh: energy of each node's ledger rows (CPU + GPU + RAM), kWh.
+        cpu/gpu/ram_energy_kwh: sums of the run's ledger rows per component, kWh.
         idle_energy_kwh: CPU idle baseline of the window (``cputime``; not in any node), kWh.
         other_energy_kwh: active energy of host processes outside the nodes, kWh.
         host_energy_kwh: the meter's whole-host reading for the window, kWh.
-        carbon_g: ``sum_nodes E_node x I_node x PUE_node`` (Eq. 2), gCO2.
+        carbon_g: the sum of the run's ledger rows' gCO2 (Eq. 2 per task), gCO2.
         usage_pct: % of task executions per node (a pipeline task counts once per stage).
         overhead_us: time of every ``Scheduler.select`` call (perf_counter_ns), microseconds;
             empty for configurations without per-task scheduling.
         node_cpu_s: CPU seconds of each node's process in the window (psutil), s.
         window_s: duration of the meter window, s.
-        energy_rate: ``window`` (the window's own attribution) or ``pooled`` (:mod:`.rates`).
+        window_energy_kwh: energy the window's own attribution gave the nodes, kWh.
+        window_carbon_g: Eq. 2 per node on that energy, summed, gCO2.
         slo_ms: CE-SLO's latency SLO of the run, ms (None for the other configurations).
         slo_met_pct: % of the run's tasks whose measured latency met ``slo_ms``.
         meter_samples: power samples the meter took in the window.
@@ -71,7 +72,8 @@ class RunRecord:
     run_id: str = ""
     node_cpu_s: Mapping[str, float] = field(default_factory=dict)
     window_s: float = 0.0
-    energy_rate: str = "window"
+    window_energy_kwh: float = math.nan
+    window_carbon_g: float = math.nan
     slo_ms: float | None = None
     slo_met_pct: float | None = None
     meter_samples: int = 0
@@ -79,7 +81,7 @@ class RunRecord:
 
     @property
     def energy_kwh(self) -> float:
-        """Energy charged to the nodes, kWh."""
+        """Energy of the run's ledger rows, kWh."""
         return self.cpu_energy_kwh + self.gpu_energy_kwh + self.ram_energy_kwh
 
     @property
@@ -115,7 +117,7 @@ class SweepRecord:
     ``weights`` are (wR, wL, wP, wB, wC) = Performance's with wC set and the other four scaled to
     sum to ``1 - wC`` (``Weights.with_carbon``). ``static_node`` is the node ``sweep_wc`` picks
     on the warmed-up telemetry before the tasks; ``usage_pct`` where the tasks actually went.
-    Energy fields (kWh) and ``carbon_g`` follow ``energy_rate``, as in :class:`RunRecord`;
+    Energy fields (kWh) and ``carbon_g`` are the sums of its ledger rows, as in :class:`RunRecord`;
     ``idle_energy_kwh``, ``other_energy_kwh`` and ``host_energy_kwh`` are the window's static
     energy, other processes' active energy and whole-host energy.
     """
@@ -140,7 +142,8 @@ class SweepRecord:
     other_energy_kwh: float = 0.0
     host_energy_kwh: float = 0.0
     window_s: float = 0.0
-    energy_rate: str = "window"
+    window_energy_kwh: float = math.nan
+    window_carbon_g: float = math.nan
     meter_samples: int = 0
 
     @property
@@ -231,9 +234,9 @@ class Environment:
 class ExperimentResult:
     """Everything one reproduction measured; ``write_outputs`` turns it into files.
 
-    ``runs``, ``sweep`` and ``ledger_rows`` are charged at ``energy_rate``; ``other_rate_runs``
-    are the same runs under the other rate (``rates.apply_energy_rate``), ``pooled_rate`` the
-    pooled rate (None before it is computed).
+    ``ledger_rows`` are every task the reproduction ran; ``runs`` and ``sweep`` sum theirs.
+    ``rate``: the rate the tasks were charged at, pooled over the calibration windows (None
+    without calibration: the nodes' power profiles); ``charge_method`` names it.
     """
 
     params: ExperimentParams
@@ -243,18 +246,12 @@ class ExperimentResult:
     ledger_rows: tuple[Any, ...] = field(repr=False)
     started_at: str = ""
     wall_s: float = 0.0
-    energy_rate: str = "window"
-    other_rate_runs: tuple[RunRecord, ...] = field(default=(), repr=False)
-    pooled_rate: PooledRate | None = None
+    rate: PooledRate | None = None
+    charge_method: str = ""
     calibration: tuple[CalibrationRecord, ...] = field(default=(), repr=False)
     free_memory_mb: dict[str, float] = field(default_factory=dict)
     """Each node's free memory as the scheduler saw it (the deployed models' footprints taken
     off), for the sensitivity map's resource term."""
-
-    @property
-    def other_rate(self) -> str:
-        """The rate of ``other_rate_runs``."""
-        return "window" if self.energy_rate == "pooled" else "pooled"
 
     def runs_of(self, model: str, config: str) -> list[RunRecord]:
         return [r for r in self.runs if r.model == model and r.config == config]
@@ -342,17 +339,11 @@ def summarize(
     )
 
 
-def summaries(
-    result: ExperimentResult, runs: Sequence[RunRecord] | None = None
-) -> list[ConfigSummary]:
-    """One summary per (model, configuration) present in ``result``, in run order.
-
-    ``runs``: other records of the same runs (e.g. ``result.other_rate_runs``) to summarise
-    instead of ``result.runs``.
-    """
+def summaries(result: ExperimentResult) -> list[ConfigSummary]:
+    """One summary per (model, configuration) present in ``result``, in run order."""
     from carbonedge.experiments.params import MONOLITHIC
 
-    records = result.runs if runs is None else tuple(runs)
+    records = result.runs
     out = []
     seen: list[tuple[str, str]] = []
     for r in records:

@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from carbonedge.carbon import EnergyMeter
+from carbonedge.accounting import (
+    METHOD_CALIBRATED,
+    METHOD_PROFILE,
+    ComponentEnergy,
+    EnergyMeter,
+    PooledRate,
+    RateSnapshot,
+    Totals,
+    totals,
+)
+from carbonedge.carbon import LedgerRow
 from carbonedge.engine import Engine, EngineError, IdleBaseline, Measurement, Outcome
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.experiments.accounting import Accounted, account
@@ -33,7 +43,6 @@ from carbonedge.experiments.params import (
     ce_label,
     config_labels,
 )
-from carbonedge.experiments.rates import apply_energy_rate
 from carbonedge.experiments.records import (
     CalibrationRecord,
     ExperimentResult,
@@ -53,6 +62,8 @@ if TYPE_CHECKING:
 
 #: How long a scheduled task may wait for an eligible node before the run fails, s.
 NO_NODE_TIMEOUT_S = 30.0
+#: A calibration window lasts at least this many meter sampling intervals.
+CALIBRATION_SAMPLES = 2
 
 
 class ExperimentError(CarbonEdgeError):
@@ -63,7 +74,8 @@ class _Ctx:
     """What every run of one reproduction shares (mutable only through its methods).
 
     Tasks go through the engine (placement, retries, the per-task charge and the streamed
-    ledger row); runs are the engine's named measurement windows.
+    ledger row); runs are the engine's named measurement windows, and a run's energy and carbon
+    are the totals of its rows.
     """
 
     def __init__(self, params: ExperimentParams, engine: Engine, prefix: str) -> None:
@@ -77,6 +89,9 @@ class _Ctx:
         self.keys: dict[str, str] = {}
         self.pipelines: dict[str, Pipeline] = {}
         self.ledger_rows = 0
+        self.rows: dict[str, list[LedgerRow]] = {}
+        self.calibrated: list[tuple[ComponentEnergy, float]] = []
+        self.meter = "none"
         self.methods: list[dict[str, str]] = []
         self.idle_cpu_power_w: float | None = None
         self.idle_baseline: IdleBaseline | None = None
@@ -92,6 +107,7 @@ class _Ctx:
 
     def _count(self, outcome: Outcome) -> TaskResult:
         self.ledger_rows += outcome.recorded
+        self.rows.setdefault(outcome.row.run_id, []).append(outcome.row)
         return replace(outcome.result, attempts=outcome.attempts)
 
     def run_on(self, node: str, model: str, x: Any, task_id: str, run_id: str) -> TaskResult:
@@ -168,6 +184,7 @@ class _Ctx:
                 self.run_on(node, model, x, f"{node}-{k}", rid)
             if model in self.pipelines:
                 self.run_pipeline(model, x, f"pipeline-{k}", rid)
+        self.rows.pop(rid, None)  # in the ledger; in no table
 
     # -- one run ----------------------------------------------------------------------------------
 
@@ -182,8 +199,8 @@ class _Ctx:
             windows.cancel(run_id)
             raise
         window = windows.end_window(run_id)
-        self.engine.rates.publish(window)  # later tasks are charged at this run's rates
         self.methods.append(dict(window.reading.method))
+        self.meter = window.reading.info.meter
         acc = account(
             window,
             self.spec,
@@ -230,6 +247,7 @@ class _Ctx:
         n_tasks = len(latencies)
         reading = acc.attribution.host
         wall_s = window.duration_s
+        charged = totals(self.rows.pop(run_id, []))
         return RunRecord(
             model=model,
             config=config,
@@ -238,14 +256,12 @@ class _Ctx:
             latency_ms=math.fsum(latencies) / len(latencies),
             wall_s=wall_s,
             throughput_rps=n_tasks / wall_s,
-            node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
-            cpu_energy_kwh=acc.component_kwh("cpu"),
-            gpu_energy_kwh=acc.component_kwh("gpu"),
-            ram_energy_kwh=acc.component_kwh("ram"),
+            **self.charged_fields(charged),
             idle_energy_kwh=acc.attribution.idle.energy_kwh,
             other_energy_kwh=acc.attribution.other.energy_kwh,
             host_energy_kwh=reading.energy_kwh,
-            carbon_g=acc.carbon_g,
+            window_energy_kwh=acc.energy_kwh,
+            window_carbon_g=acc.carbon_g,
             usage_pct=_usage(results, self.spec.names),
             overhead_us=tuple(overhead),
             energy_method=reading.method_label,
@@ -282,6 +298,7 @@ class _Ctx:
 
         acc, window, results = self.measured(run_id, body)
         att = acc.attribution
+        charged = totals(self.rows.pop(run_id, []))
         return SweepRecord(
             policy=policy,
             w_c=w_c,
@@ -291,14 +308,12 @@ class _Ctx:
             static_node=static,
             usage_pct=_usage(results, self.spec.names),
             latency_ms=math.fsum(latencies) / len(latencies),
-            carbon_g=acc.carbon_g,
-            energy_kwh=sum(e.energy_kwh for e in acc.node_energy.values()),
+            energy_kwh=charged.energy_kwh,
             run_id=run_id,
-            node_energy_kwh={n: e.energy_kwh for n, e in acc.node_energy.items()},
             node_cpu_s=dict(window.node_cpu_s),
-            cpu_energy_kwh=acc.component_kwh("cpu"),
-            gpu_energy_kwh=acc.component_kwh("gpu"),
-            ram_energy_kwh=acc.component_kwh("ram"),
+            **self.charged_fields(charged),
+            window_energy_kwh=acc.energy_kwh,
+            window_carbon_g=acc.carbon_g,
             idle_energy_kwh=att.idle.energy_kwh,
             other_energy_kwh=att.other.energy_kwh,
             host_energy_kwh=att.host.energy_kwh,
@@ -306,19 +321,48 @@ class _Ctx:
             meter_samples=len(att.host.samples),
         )
 
-    def tasks(self, batches: Batches, n: int | None = None) -> Iterator[tuple[int, Any]]:
+    def charged_fields(self, charged: Totals) -> dict[str, Any]:
+        """A record's energy and carbon fields: the totals of its ledger rows."""
+        return {
+            "node_energy_kwh": {
+                n: charged.by_node.get(n, ComponentEnergy()).energy_kwh for n in self.spec.names
+            },
+            "cpu_energy_kwh": charged.energy.cpu_energy_kwh,
+            "gpu_energy_kwh": charged.energy.gpu_energy_kwh,
+            "ram_energy_kwh": charged.energy.ram_energy_kwh,
+            "carbon_g": charged.gco2,
+        }
+
+    def fix_rate(self) -> PooledRate | None:
+        """Charge every later task at the rate pooled over the calibration windows (None, and
+        the nodes' power profiles stay the rate, without calibration)."""
+        if not self.calibrated:
+            return None
+        rate = PooledRate.pool(self.calibrated)
+        self.engine.rates.snapshot = RateSnapshot.calibrated(
+            self.spec.names, rate, self.methods[-1], self.meter, closed_mono_s=time.monotonic()
+        )
+        return rate
+
+    def tasks(
+        self, batches: Batches, n: int | None = None, min_s: float | None = None
+    ) -> Iterator[tuple[int, Any]]:
         """(index, batch): at least ``n`` (default: all) tasks, cycling through ``batches``,
-        and more until ``min_run_s`` seconds have passed since the first."""
+        and more until ``min_s`` (default ``min_run_s``) seconds have passed since the first."""
         want = len(batches) if n is None else n
         t0 = time.perf_counter()
         i = 0
-        while i < want or time.perf_counter() - t0 < self.params.min_run_s:
+        least_s = self.params.min_run_s if min_s is None else min_s
+        while i < want or time.perf_counter() - t0 < least_s:
             yield i, batches[i % len(batches)]
             i += 1
 
     def calibrate(self, model: str, window: int, batches: Batches) -> list[CalibrationRecord]:
         """One calibration window per node: ``calibration_tasks`` (at least) tasks of ``model``
         pinned to the node, nothing else running (energy per inference per node)."""
+        # The charge's rate is pooled over these windows: each must hold several meter samples
+        # (CodeCarbon samples every measure_power_secs; a shorter window measures nothing).
+        least_s = max(self.params.min_run_s, CALIBRATION_SAMPLES * self.params.measure_power_secs)
         out = []
         for node in self.spec.names:
             run_id = f"{self.prefix}/calibration/{model}/{node}/w{window}"
@@ -326,11 +370,13 @@ class _Ctx:
             def body(node: str = node, run_id: str = run_id) -> list[TaskResult]:
                 return [
                     self.run_on(node, model, x, f"{i:04d}", run_id)
-                    for i, x in self.tasks(batches, self.params.calibration_tasks)
+                    for i, x in self.tasks(batches, self.params.calibration_tasks, least_s)
                 ]
 
             acc, win, results = self.measured(run_id, body)
             n = len(results)
+            self.calibrated.append((acc.energy, math.fsum(r.cpu_s for r in results)))
+            self.rows.pop(run_id, None)
             out.append(
                 CalibrationRecord(
                     node=node,
@@ -458,6 +504,7 @@ def run_experiment(
                     bar.set_postfix_str(f"calibration {model} w{k}")
                     calibration.extend(ctx.calibrate(model, k, batches))
                     bar.update()
+            rate = ctx.fix_rate()
             for model in params.models:
                 for repeat in range(params.repeats):
                     for config in configs:
@@ -477,7 +524,7 @@ def run_experiment(
         raise ExperimentError(f"the fleet failed during the reproduction: {exc}") from exc
     finally:
         engine.close()
-    measured = ExperimentResult(
+    return ExperimentResult(
         params=params,
         env=env,
         runs=tuple(runs),
@@ -487,6 +534,6 @@ def run_experiment(
         wall_s=time.perf_counter() - t0,
         calibration=tuple(calibration),
         free_memory_mb=free_memory_mb,
+        rate=rate,
+        charge_method=METHOD_CALIBRATED if rate is not None else METHOD_PROFILE,
     )
-    # A pure recomputation from the records: both rates come from the same measurements.
-    return apply_energy_rate(measured, params.energy_rate)

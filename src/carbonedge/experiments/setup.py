@@ -12,13 +12,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from carbonedge.carbon import (
-    CodeCarbonConfig,
-    CodeCarbonMeter,
-    EnergyMeter,
-    FakeMeter,
-    IntensityReading,
-)
+from carbonedge.accounting import EnergyMeter
+from carbonedge.carbon import CodeCarbonConfig, CodeCarbonMeter, FakeMeter, IntensityReading
 from carbonedge.errors import ConfigError
 from carbonedge.experiments.params import ExperimentParams
 from carbonedge.fleet import FleetBackend, FleetSpec, Pipeline, deploy_pipeline

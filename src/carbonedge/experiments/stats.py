@@ -2,8 +2,7 @@
 
 The paper reports "95% confidence intervals" over three repeats (IV.A.4). The interval here is
 ``mean ± t_{0.975, n-1} x s / sqrt(n)`` with ``s`` the sample standard deviation. The t
-quantiles come from a small table (two-sided 95%, df 1..30, then selected df; beyond the table
-the normal quantile 1.96 is within 1.5% of t), so scipy is not needed.
+quantile is scipy's (``scipy.stats.t.ppf``).
 """
 
 from __future__ import annotations
@@ -12,30 +11,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-_T975_LARGE = ((40, 2.021), (60, 2.000), (120, 1.980))
-_Z975 = 1.960
-
 
 def t_quantile_975(df: int) -> float:
-    """Two-sided 95% Student t quantile for ``df`` degrees of freedom (df >= 1).
-
-    Between tabulated df above 30 the next smaller tabulated df is used (conservative).
-    """
+    """Two-sided 95% Student t quantile for ``df`` degrees of freedom (df >= 1), scipy's."""
     if df < 1:
         raise ValueError(f"df must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    value = _T975[-1]
-    for tab_df, t in _T975_LARGE:
-        if df >= tab_df:
-            value = t
-    return value if df < 1000 else _Z975
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)

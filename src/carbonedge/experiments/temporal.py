@@ -358,7 +358,8 @@ def run_temporal(
     params: TemporalParams, out_dir: Path | None = None, *, progress: bool = True
 ) -> TemporalResult:
     """Replay ``params.days`` real days under the four policies on one local fleet."""
-    from carbonedge.carbon import StaticIntensity, carbon_g
+    from carbonedge.accounting import carbon_g
+    from carbonedge.carbon import StaticIntensity
     from carbonedge.data import load_images
     from carbonedge.engine import EngineSettings, IntensityFeed, ReplayClock, open_engine
     from carbonedge.fleet import ModelRef

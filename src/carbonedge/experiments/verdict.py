@@ -10,8 +10,8 @@ says whether its 95% CI half-width is <= 15% of its mean (the paper's stated pre
 
 Energy per inference per node comes from the calibration windows (tasks of one model pinned to
 one node, nothing else running; :class:`~.records.CalibrationRecord`), charged like the runs:
-under the ``pooled`` rate, the pooled kWh per node CPU-second x the node process's CPU seconds
-per inference; otherwise the window's own attribution.
+the tasks' CPU seconds per inference x the rate pooled over those windows (without one, the
+window's own attribution).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from carbonedge.accounting.units import millijoules
 from carbonedge.errors import CarbonEdgeError
 from carbonedge.experiments import paper
 from carbonedge.experiments.params import MONOLITHIC, ce_label
@@ -85,12 +86,12 @@ def _fmt(ci: MeanCI, unit: str = "", digits: int = 1) -> str:
 
 
 def calibrated_energy(result: ExperimentResult) -> dict[tuple[str, str], MeanCI]:
-    """(model, node) -> energy per inference (kWh) over the calibration windows, mean ± CI."""
-    rate = result.pooled_rate
-    pooled = result.energy_rate == "pooled" and rate is not None and rate.basis == "node_cpu_s"
+    """(model, node) -> energy per inference (kWh) over the calibration windows, mean ± CI: the
+    tasks' CPU seconds at the charged rate (the window's own attribution without one)."""
+    rate = result.rate
     acc: dict[tuple[str, str], list[float]] = {}
     for c in result.calibration:
-        kwh = c.node_cpu_s * rate.kwh_per_s if pooled and rate else c.node_energy_kwh
+        kwh = c.task_cpu_s * rate.kwh_per_s if rate is not None else c.node_energy_kwh
         acc.setdefault((c.model, c.node), []).append(kwh / c.n_tasks)
     return {k: mean_ci(v) for k, v in acc.items()}
 
@@ -326,8 +327,8 @@ def self_checks(result: ExperimentResult, sums: Sequence[ConfigSummary]) -> list
                 if e_d and e_g and e_d.mean * cpk[dirty] < e_g.mean * cpk[green]:
                     why = (
                         f"explained by calibrated energy per inference: {dirty} "
-                        f"{e_d.mean * 3.6e9:.2f} mJ x {cpk[dirty]:.0f} g/kWh < {green} "
-                        f"{e_g.mean * 3.6e9:.2f} mJ x {cpk[green]:.0f} g/kWh"
+                        f"{millijoules(e_d.mean):.2f} mJ x {cpk[dirty]:.0f} g/kWh < {green} "
+                        f"{millijoules(e_g.mean):.2f} mJ x {cpk[green]:.0f} g/kWh"
                     )
                 else:
                     why = "NOT explained by calibrated energy per inference: a contradiction"

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from carbonedge.carbon.energy import EnergyMeter, EnergyReading, MeterInfo, PowerSample
+from carbonedge.accounting import EnergyMeter, EnergyReading, MeterInfo, PowerSample
+from carbonedge.accounting.units import kwh_of_power
 from carbonedge.carbon.errors import MeterError
 from carbonedge.fleet.worker import (
     build_runtime_for_payload,
@@ -91,7 +92,7 @@ class ProfileMeter:
         power_w = self.idle_w + (self.max_w - self.idle_w) * util
         return EnergyReading(
             duration_s=duration_s,
-            cpu_energy_kwh=power_w * duration_s / 3.6e6,
+            cpu_energy_kwh=kwh_of_power(power_w, duration_s),
             gpu_energy_kwh=0.0,
             ram_energy_kwh=0.0,
             method={"cpu": "node-profile(cpu-time)", "gpu": "none", "ram": "none"},

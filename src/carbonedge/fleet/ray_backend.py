@@ -62,7 +62,7 @@ from carbonedge.fleet.telemetry import (
 )
 
 if TYPE_CHECKING:
-    from carbonedge.carbon.energy import EnergyReading
+    from carbonedge.accounting import EnergyReading
     from carbonedge.fleet.base import Array
     from carbonedge.fleet.pipeline import PipelineResult
 

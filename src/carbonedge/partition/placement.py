@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from itertools import accumulate, permutations
 from math import isfinite
 
+from carbonedge.accounting.units import MJ_PER_KWH
 from carbonedge.partition.errors import PartitionError
 from carbonedge.partition.planner import plan_boundaries
-
-_MS_PER_KWH_W = 3.6e9  # 1 kWh = 3.6e9 W.ms
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def evaluate(
     segments = []
     for node, start, stop, share, compute_ms, sent in raw:
         energy = (compute_ms * node.power_w + (latency - compute_ms) * node.idle_power_w) / (
-            _MS_PER_KWH_W
+            MJ_PER_KWH
         )
         carbon = energy * node.intensity_g_per_kwh * node.pue
         segments.append(
@@ -188,13 +187,13 @@ def _best_cuts(
     # With the set of nodes fixed, idle power adds (sum of idle carbon rates) x latency:
     # fold it into a per-ms carbon rate so that carbon stays additive.
     idle_rate = sum(nd.idle_power_w * nd.intensity_g_per_kwh * nd.pue for nd in order)
-    idle_rate /= _MS_PER_KWH_W
+    idle_rate /= MJ_PER_KWH
     fronts: list[list[list[_Entry]]] = [[[] for _ in range(n + 1)] for _ in range(k + 1)]
     fronts[0][0] = [(0.0, 0.0, -1, -1)]
     for i in range(1, k + 1):
         node = order[i - 1]
         rate = (node.power_w - node.idle_power_w) * node.intensity_g_per_kwh * node.pue
-        rate /= _MS_PER_KWH_W
+        rate /= MJ_PER_KWH
         for j in range(i, n - (k - i) + 1):
             candidates: list[_Entry] = []
             for m in range(i - 1, j):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from carbonedge.accounting.units import J_PER_KWH, W_MS_PER_WH
 from carbonedge.scheduling.state import NodeState, Task
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
 LOAD_LIMIT = 0.8
 
 _MS_PER_S = 1000.0
-_MS_PER_H = 3_600_000.0
-_WS_PER_KWH = 3_600_000.0
 
 
 class Components(NamedTuple):
@@ -75,7 +74,7 @@ def energy_estimate_wh(node: NodeState) -> float:
     The paper calls the result kWh; W x ms / 3.6e6 is Wh (1 kWh = 3.6e9 W·ms). The printed
     formula is kept because it drives Table V; the unit is named for what it is.
     """
-    return node.power_w * (node.avg_time_s * _MS_PER_S) / _MS_PER_H
+    return node.power_w * (node.avg_time_s * _MS_PER_S) / W_MS_PER_WH
 
 
 def score_carbon(node: NodeState) -> float:
@@ -108,7 +107,7 @@ def predicted_carbon_g(node: NodeState) -> float:
 
     ``I x P x avg_time_s / 3.6e6``: W x s / 3.6e6 = kWh, times gCO2/kWh.
     """
-    return node.intensity_g_per_kwh * (node.power_w * node.avg_time_s / _WS_PER_KWH)
+    return node.intensity_g_per_kwh * (node.power_w * node.avg_time_s / J_PER_KWH)
 
 
 def filter_reasons(node: NodeState, task: Task, latency_threshold_ms: float) -> tuple[str, ...]:

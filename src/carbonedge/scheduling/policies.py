@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from carbonedge.accounting.units import J_PER_KWH, W_MS_PER_WH
 from carbonedge.scheduling.components import LOAD_LIMIT
 from carbonedge.scheduling.state import NodeState
 from carbonedge.scheduling.weights import Weights
@@ -58,7 +59,7 @@ def make_paper(weights: Weights, latency_threshold_ms: float) -> PlainPolicy:
                 + wp * (1.0 / (1.0 + t))
                 + wb * (1.0 / (1.0 + 2.0 * n.tasks_in_flight))
                 + wc
-                * (1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / 3_600_000.0)))
+                * (1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / W_MS_PER_WH)))
             )
             if s > best:
                 best = s
@@ -104,7 +105,7 @@ def make_normalized(weights: Weights, latency_threshold_ms: float) -> PlainPolic
             ld = 1.0 - load
             p = 1.0 / (1.0 + t)
             b = 1.0 / (1.0 + 2.0 * n.tasks_in_flight)
-            c = 1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / 3_600_000.0))
+            c = 1.0 / (1.0 + n.intensity_g_per_kwh * (n.power_w * (t * 1000.0) / W_MS_PER_WH))
             append((i, r, ld, p, b, c))
             if r < lr:
                 lr = r
@@ -185,7 +186,7 @@ def make_constrained(
                 continue
             t = n.avg_time_s
             lat = n.latency_ms + (n.tasks_in_flight + 1.0) * (t * 1000.0)
-            c = n.intensity_g_per_kwh * (n.power_w * t / 3_600_000.0)
+            c = n.intensity_g_per_kwh * (n.power_w * t / J_PER_KWH)
             if lat < fast_l:
                 fast_l = lat
                 fast_i = i

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import numpy.typing as npt
 
+from carbonedge.accounting.units import J_PER_KWH, W_MS_PER_WH
 from carbonedge.errors import ConfigError
 from carbonedge.scheduling.components import LOAD_LIMIT
 from carbonedge.scheduling.policies import Outcome
@@ -105,7 +106,7 @@ def _components(f: FleetArrays) -> tuple[Array, Array, Array, Array, Array]:
         1.0 - f.load,
         1.0 / (1.0 + t),
         1.0 / (1.0 + 2.0 * f.tasks_in_flight),
-        1.0 / (1.0 + f.intensity_g_per_kwh * (f.power_w * (t * 1000.0) / 3_600_000.0)),
+        1.0 / (1.0 + f.intensity_g_per_kwh * (f.power_w * (t * 1000.0) / W_MS_PER_WH)),
     )
 
 
@@ -150,7 +151,7 @@ def make_paper_np(weights: Weights, latency_threshold_ms: float) -> VectorPolicy
         s += tmp  # + wB SB
         np.multiply(t, 1000.0, out=tmp)
         tmp *= f.power_w
-        tmp /= 3_600_000.0  # E_est in Wh (Eq. 4)
+        tmp /= W_MS_PER_WH  # E_est in Wh (Eq. 4)
         tmp *= f.intensity_g_per_kwh
         tmp += 1.0
         np.divide(1.0, tmp, out=tmp)
@@ -206,7 +207,7 @@ def make_constrained_np(
             return -1, float("nan"), False, False
         t = f.avg_time_s[idx]
         lat = f.latency_ms[idx] + (f.tasks_in_flight[idx] + 1.0) * (t * 1000.0)
-        c = f.intensity_g_per_kwh[idx] * (f.power_w[idx] * t / 3_600_000.0)
+        c = f.intensity_g_per_kwh[idx] * (f.power_w[idx] * t / J_PER_KWH)
         meets = lat <= slo
         within = meets & (c <= budget)
         if within.any():

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from carbonedge.carbon.energy import EnergyMeter
+from carbonedge.accounting import EnergyMeter
 from carbonedge.carbon.errors import MeterError
 from carbonedge.carbon.fakes import FakeClock
 from carbonedge.carbon.sensors import (

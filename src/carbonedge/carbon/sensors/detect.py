@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from carbonedge.carbon.energy import EnergyMeter
+from carbonedge.accounting import EnergyMeter
 from carbonedge.carbon.sensors.base import PowerSensor, SensorError
 from carbonedge.carbon.sensors.jetson import Ina3221Sensor
 from carbonedge.carbon.sensors.meter import SensorMeter

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from carbonedge.carbon.energy import COMPONENTS, EnergyReading, MeterInfo, PowerSample
-from carbonedge.carbon.equations import JOULES_PER_KWH
+from carbonedge.accounting import COMPONENTS, EnergyReading, MeterInfo, PowerSample
+from carbonedge.accounting.units import J_PER_KWH
 from carbonedge.carbon.errors import MeterError
 from carbonedge.carbon.sensors.base import PowerSensor, Rail, SensorError, SensorSample
 
@@ -182,7 +182,7 @@ class SensorMeter:
                 joules = _rail_energy_j(rail, polls, i)
                 self.rail_energy_j[f"{sensor.method}:{rail.name}"] = joules
                 if rail.component:
-                    kwh[rail.component] += joules / JOULES_PER_KWH
+                    kwh[rail.component] += joules / J_PER_KWH
                     methods[rail.component] = sensor.method
                     for c in rail.covered:
                         covered.setdefault(c, rail.component)

@@ -6,15 +6,8 @@ import os
 
 import pytest
 
-from carbonedge.carbon import (
-    AttributionError,
-    EnergyReading,
-    FakeClock,
-    FakeMeter,
-    PowerSample,
-    attribute,
-    cpu_seconds,
-)
+from carbonedge.accounting import AttributionError, EnergyReading, PowerSample, attribute
+from carbonedge.carbon import FakeClock, FakeMeter, cpu_seconds
 
 
 def reading(cpu_kwh: float = 10.0, ram_kwh: float = 4.0, gpu_kwh: float = 2.0) -> EnergyReading:
@@ -79,14 +72,6 @@ def test_quota_splits_all_host_energy_by_quota_share() -> None:
     assert a.by_node["Node-Green"].cpu_energy_kwh == pytest.approx(10.0 * 0.2)
     assert a.unattributed_kwh == 0.0
     assert a.residual_kwh() == pytest.approx(0.0, abs=1e-12)
-
-
-def test_task_energy_sums_to_node_energy() -> None:
-    a = attribute(reading(), {"n": 2.0, "m": 2.0}, idle_cpu_power_w=0.0)
-    tasks = [a.task_energy("n", s) for s in (0.5, 0.25, 1.25)]
-    assert sum(t.energy_kwh for t in tasks) == pytest.approx(a.by_node["n"].energy_kwh)
-    with pytest.raises(AttributionError, match="unknown node"):
-        a.task_energy("zzz", 1.0)
 
 
 def test_reconciles_exactly_with_fake_meter() -> None:

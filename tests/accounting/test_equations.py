@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from carbonedge.carbon import (
-    FakeClock,
-    FakeMeter,
-    MeterError,
-    carbon_g,
-    energy_kwh,
-    integrate_kwh,
-    paper_ram_power_w,
-)
+from carbonedge.accounting import carbon_g, integrate_kwh, paper_ram_power_w
+from carbonedge.accounting.units import kwh_of_power
+from carbonedge.carbon import FakeClock, FakeMeter, MeterError
 
 
 def test_trapezoid_matches_hand_computation() -> None:
@@ -47,7 +41,7 @@ def test_eq2_carbon_hand_computation() -> None:
 
 def test_paper_ram_model_is_0375_w_per_gb() -> None:
     assert paper_ram_power_w(16.0) == pytest.approx(6.0)
-    assert energy_kwh(6.0, 3600.0) == pytest.approx(0.006)
+    assert kwh_of_power(6.0, 3600.0) == pytest.approx(0.006)
 
 
 def test_fake_meter_integrates_profile_exactly() -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from carbonedge.accounting.units import watts
+
 COMPONENTS = ("cpu", "gpu", "ram")
 
 
@@ -85,7 +87,21 @@ class EnergyReading:
         kwh = {"cpu": self.cpu_energy_kwh, "gpu": self.gpu_energy_kwh, "ram": self.ram_energy_kwh}
         if component not in kwh:
             raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
-        return kwh[component] * 3.6e6 / self.duration_s if self.duration_s > 0 else 0.0
+        return watts(kwh[component], self.duration_s)
+
+
+@dataclass(frozen=True)
+class ComponentEnergy:
+    """Energy per component in kWh."""
+
+    cpu_energy_kwh: float = 0.0
+    gpu_energy_kwh: float = 0.0
+    ram_energy_kwh: float = 0.0
+
+    @property
+    def energy_kwh(self) -> float:
+        """CPU + GPU + RAM energy in kWh."""
+        return self.cpu_energy_kwh + self.gpu_energy_kwh + self.ram_energy_kwh
 
 
 class EnergyMeter(Protocol):

@@ -1,7 +1,7 @@
 """The paper's Eq. 1 (energy from power) and Eq. 2 (carbon from energy), Section III.B.
 
 Eq. 1: ``E_total = integral_0^T (P_GPU + P_CPU + P_RAM) dt``, evaluated per component on sampled
-power (W) against time (s) and converted to kWh (1 kWh = 3.6e6 J).
+power (W) against time (s) and converted to kWh (:mod:`.units`).
 
 Eq. 2: ``C = E_total x I_carbon x PUE`` with E in kWh, I in gCO2/kWh and PUE dimensionless
 (default 1.0 for edge devices), giving grams of CO2.
@@ -15,7 +15,8 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-JOULES_PER_KWH = 3.6e6
+from carbonedge.accounting.units import kwh
+
 PAPER_RAM_W_PER_GB = 0.375
 """Paper Section III.B.1: RAM power approximated as 0.375 W per GB (typical DDR4)."""
 
@@ -44,12 +45,7 @@ def integrate_kwh(
             joules += 0.5 * (power_w[i] + power_w[i - 1]) * dt_s
         else:
             joules += power_w[i] * dt_s
-    return joules / JOULES_PER_KWH
-
-
-def energy_kwh(power_w: float, duration_s: float) -> float:
-    """Energy in kWh of a constant power (W) held for ``duration_s`` seconds."""
-    return power_w * duration_s / JOULES_PER_KWH
+    return kwh(joules)
 
 
 def paper_ram_power_w(total_ram_gb: float) -> float:

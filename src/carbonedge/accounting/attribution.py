@@ -16,32 +16,18 @@ floating point; :meth:`Attribution.residual_kwh` reports the difference.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from carbonedge.carbon.energy import EnergyReading
-from carbonedge.carbon.equations import energy_kwh
-from carbonedge.carbon.errors import AttributionError
+from carbonedge.accounting.energy import ComponentEnergy, EnergyReading
+from carbonedge.accounting.errors import AttributionError
+from carbonedge.accounting.units import kwh_of_power
 
 AttributionMethod = Literal["cputime", "quota"]
 ATTRIBUTION_METHODS: tuple[str, ...] = ("cputime", "quota")
 # Energy methods whose power does not depend on the work done (see the module docstring).
 STATIC_POWER_METHODS = frozenset({"constant", "paper-ram-model"})
-
-
-@dataclass(frozen=True)
-class ComponentEnergy:
-    """Energy per component in kWh."""
-
-    cpu_energy_kwh: float = 0.0
-    gpu_energy_kwh: float = 0.0
-    ram_energy_kwh: float = 0.0
-
-    @property
-    def energy_kwh(self) -> float:
-        """CPU + GPU + RAM energy in kWh."""
-        return self.cpu_energy_kwh + self.gpu_energy_kwh + self.ram_energy_kwh
 
 
 @dataclass(frozen=True)
@@ -75,18 +61,6 @@ class Attribution:
     def residual_kwh(self) -> float:
         """Host energy minus (nodes + unattributed), kWh; 0 up to rounding."""
         return self.host.energy_kwh - self.attributed_kwh - self.unattributed_kwh
-
-    def task_energy(self, node: str, cpu_s: float) -> ComponentEnergy:
-        """Energy (kWh) of one task that used ``cpu_s`` CPU-seconds on ``node``.
-
-        The node's energy per CPU-second times the task's CPU time, so the tasks of a node
-        sum to the node's energy when their CPU times sum to the node's. Costs a dict lookup
-        and three multiplications.
-        """
-        rate = self.kwh_per_cpu_s.get(node)
-        if rate is None:
-            raise AttributionError(f"unknown node {node!r}; attributed: {sorted(self.by_node)}")
-        return ComponentEnergy(rate[0] * cpu_s, rate[1] * cpu_s, rate[2] * cpu_s)
 
 
 def _check(name: str, values: Mapping[str, float]) -> None:
@@ -146,7 +120,7 @@ def attribute(
         idle_cpu_power_w = min((s.cpu_w for s in reading.samples), default=0.0)
     if not math.isfinite(idle_cpu_power_w) or idle_cpu_power_w < 0:
         raise AttributionError(f"idle_cpu_power_w must be >= 0, got {idle_cpu_power_w}")
-    idle_cpu_kwh = min(energy_kwh(idle_cpu_power_w, reading.duration_s), reading.cpu_energy_kwh)
+    idle_cpu_kwh = min(kwh_of_power(idle_cpu_power_w, reading.duration_s), reading.cpu_energy_kwh)
     static_ram = reading.method.get("ram") in STATIC_POWER_METHODS
     static_ram_kwh = reading.ram_energy_kwh if static_ram else 0.0
     active = ComponentEnergy(
@@ -187,31 +161,3 @@ def _rates(
         else:
             rates[node] = (0.0, 0.0, 0.0)
     return rates
-
-
-def cpu_seconds(pids: Iterable[int], *, include_children: bool = False) -> float:
-    """CPU seconds (user + system) used so far by the processes ``pids``, via psutil.
-
-    ``include_children`` adds the CPU time of their terminated, waited-for children.
-    Raises :class:`AttributionError` naming a pid that does not exist or cannot be read.
-    """
-    import psutil
-
-    total_s = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-        except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
-            raise AttributionError(f"cannot read CPU time of pid {pid}: {exc}") from exc
-        total_s += t.user + t.system
-        if include_children:
-            total_s += t.children_user + t.children_system
-    return total_s
-
-
-def host_busy_cpu_seconds() -> float:
-    """Busy CPU seconds of the whole host since boot (all CPUs, excluding idle and iowait)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
