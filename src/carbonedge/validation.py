@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,8 +20,10 @@ from carbonedge.errors import CarbonEdgeError, ConfigError
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_FIELD_VALUE",
     "MAX_NESTING_DEPTH",
     "NODE_NAME_PATTERN",
+    "Fields",
     "check_tree",
     "field_path",
     "node_name_problem",
@@ -33,6 +36,9 @@ MAX_CONFIG_BYTES: Final = 8 * 1024 * 1024
 
 A larger file is refused before it is parsed, so that a stray multi-gigabyte file cannot use up
 memory in the TOML or JSON parser."""
+
+MAX_FIELD_VALUE: Final = 1e9
+"""Largest number accepted in a numeric field of a user file (a typo guard, not a limit)."""
 
 MAX_NESTING_DEPTH: Final = 32
 """Deepest nesting of tables and arrays accepted in a fleet or node-state document.
@@ -145,3 +151,45 @@ def check_tree(
         if len(keys) >= max_depth:
             raise error(f"{source}: {field_path(keys)} nests deeper than {max_depth} levels")
         stack.extend((child, (*keys, key)) for key, child in reversed(children))
+
+
+class Fields:
+    """Typed readers of one table's fields; every error names ``where`` and the field."""
+
+    def __init__(self, where: str, table: Mapping[str, Any]) -> None:
+        self.where = where
+        self.table = table
+
+    def err(self, key: str, msg: str) -> ConfigError:
+        path = field_path((key,))  # a key such as "\n" is quoted, keeping the message one line
+        return ConfigError(f"{self.where}{'' if path.startswith('[') else '.'}{path} {msg}")
+
+    def str_(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self.err(key, f"must be a string, got {shown(value)}")
+        return value
+
+    def num(
+        self,
+        key: str,
+        default: float | None = None,
+        *,
+        positive: bool = False,
+        maximum: float = MAX_FIELD_VALUE,
+    ) -> float | None:
+        """A finite number >= 0 (> 0 with ``positive``) and <= ``maximum``, or None if absent."""
+        value = self.table.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.err(key, f"must be a number, got {shown(value)}")
+        if not math.isfinite(value):
+            raise self.err(key, f"must be a finite number, got {value!r}")
+        if positive and value <= 0:
+            raise self.err(key, f"must be > 0, got {value!r}")
+        if value < 0:
+            raise self.err(key, f"must be >= 0, got {value!r}")
+        if value > maximum:
+            raise self.err(key, f"must be at most {maximum:g}, got {value!r}")
+        return float(value)

@@ -9,8 +9,8 @@ import pytest
 
 from carbonedge.errors import ConfigError
 from carbonedge.fleet import load_fleet
-from carbonedge.fleet.spec import MAX_FIELD_VALUE, MAX_FLEET_NODES, parse_fleet
-from carbonedge.validation import MAX_CONFIG_BYTES, MAX_NESTING_DEPTH
+from carbonedge.fleet.spec import MAX_FLEET_NODES, parse_fleet
+from carbonedge.validation import MAX_CONFIG_BYTES, MAX_FIELD_VALUE, MAX_NESTING_DEPTH
 
 NODE = """
 [[nodes]]

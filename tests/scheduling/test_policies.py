@@ -9,6 +9,7 @@ import pytest
 from carbonedge.errors import ConfigError
 from carbonedge.scheduling import (
     MODES,
+    POLICIES,
     FleetArrays,
     NodeState,
     Scheduler,
@@ -43,7 +44,7 @@ def test_paper_score_is_eq3_by_hand() -> None:
         ({"free_memory_mb": 50.0}, "free_memory_mb 50 < task needs 100"),
     ],
 )
-@pytest.mark.parametrize("policy", ["paper", "normalized", "constrained"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_each_filter_skips_the_better_node(policy: str, bad: dict[str, float], reason: str) -> None:
     # "fast" would win on every policy; once filtered, "slow" must be chosen.
     fast = make_node("fast", avg_time_s=0.1, intensity_g_per_kwh=100, **bad)  # type: ignore[arg-type]
@@ -73,7 +74,7 @@ def test_latency_threshold_is_configurable_and_can_be_disabled() -> None:
     assert no_limit.select(TASK, [far, near]).node == "far"
 
 
-@pytest.mark.parametrize("policy", ["paper", "normalized", "constrained"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_ties_go_to_the_first_node_in_order(policy: str) -> None:
     a, b, c = (make_node(name) for name in "abc")
     s = Scheduler(policy, "balanced")
@@ -82,7 +83,7 @@ def test_ties_go_to_the_first_node_in_order(policy: str) -> None:
     assert s.select(TASK, FleetArrays([b, c, a])).node == "b"
 
 
-@pytest.mark.parametrize("policy", ["paper", "normalized", "constrained"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_no_eligible_node_gives_none_with_a_reason_per_node(policy: str) -> None:
     nodes = [make_node("busy", load=0.95), make_node("full", free_memory_mb=10)]
     d = Scheduler(policy, "green").select(TASK, nodes)
@@ -185,7 +186,7 @@ def test_constrained_budget() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"policy": "fastest"}, "unknown policy 'fastest'"),
+        ({"policy": "quickest"}, "unknown policy 'quickest'"),
         ({"weights": "eco"}, "unknown mode"),
         ({"slo_ms": -1.0}, "slo_ms"),
         ({"carbon_budget_g": math.nan}, "carbon_budget_g"),

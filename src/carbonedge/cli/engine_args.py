@@ -10,8 +10,8 @@ from carbonedge.engine import BACKENDS, METER_KINDS, EngineConfig, EngineSetting
 from carbonedge.errors import ConfigError
 from carbonedge.fleet.telemetry import MAX_IN_FLIGHT
 from carbonedge.grid.forecast import DEFAULT_FORECASTER, FORECASTERS, ORACLE
+from carbonedge.scheduling.scheduler import POLICIES
 
-_POLICIES = ("paper", "normalized", "constrained")
 _MODES = ("performance", "balanced", "green")
 
 
@@ -29,7 +29,7 @@ def add_engine_arguments(
     )
     if scheduler:
         g.add_argument("--mode", choices=_MODES, default="balanced", help="Table I weights")
-        g.add_argument("--policy", choices=_POLICIES, default="normalized", help="scheduler policy")
+        g.add_argument("--policy", choices=POLICIES, default="normalized", help="scheduler policy")
         g.add_argument(
             "--slo-ms", type=float, default=None, help="latency SLO (constrained policy)"
         )

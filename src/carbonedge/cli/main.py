@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "partition_cmd",
     "reproduce_cmd",
     "temporal_cmd",
+    "simulate_cmd",
     "grid_cmd",
     "future_cmd",
     "serve_cmd",

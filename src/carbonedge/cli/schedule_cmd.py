@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from carbonedge.scheduling.scheduler import POLICIES
+
 EXIT_NO_NODE = 1
 
 
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--policy",
         default="paper",
-        choices=("paper", "normalized", "constrained"),
+        choices=POLICIES,
         help="scoring policy (default: paper)",
     )
     p.add_argument("--weights", metavar="wR,wL,wP,wB,wC", help="explicit weights; overrides --mode")

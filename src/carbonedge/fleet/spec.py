@@ -39,8 +39,8 @@ from carbonedge.errors import ConfigError
 from carbonedge.grid.factors import FACTOR_SETS
 from carbonedge.validation import (
     MAX_NESTING_DEPTH,
+    Fields,
     check_tree,
-    field_path,
     node_name_problem,
     read_text_file,
     shown,
@@ -53,7 +53,6 @@ PowerKind = Literal["linear", "measured"]
 # (DESIGN.md); it is a modelling assumption, shown as such in ``PowerProfile.source``.
 DEFAULT_HOST_CPU_W = 8.0
 
-MAX_FIELD_VALUE = 1e9
 """Largest value any numeric field of a fleet file may hold (cores, MiB, W, gCO2/kWh, kgCO2e,
 years). Far above any real device; keeps quota and power arithmetic far from float overflow."""
 
@@ -221,48 +220,6 @@ def load_device_profile(name: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-class _Fields:
-    """Typed field readers that name the file and field in every error."""
-
-    def __init__(self, where: str, table: Mapping[str, Any]) -> None:
-        self.where = where
-        self.table = table
-
-    def _err(self, key: str, msg: str) -> ConfigError:
-        path = field_path((key,))  # a key such as "\n" is quoted, keeping the message one line
-        return ConfigError(f"{self.where}{'' if path.startswith('[') else '.'}{path} {msg}")
-
-    def str_(self, key: str, default: str | None = None) -> str | None:
-        value = self.table.get(key, default)
-        if value is not None and not isinstance(value, str):
-            raise self._err(key, f"must be a string, got {shown(value)}")
-        return value
-
-    def num(
-        self,
-        key: str,
-        default: float | None = None,
-        *,
-        positive: bool = False,
-        maximum: float = MAX_FIELD_VALUE,
-    ) -> float | None:
-        """A finite number >= 0 (> 0 with ``positive``) and <= ``maximum``, or None if absent."""
-        value = self.table.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._err(key, f"must be a number, got {shown(value)}")
-        if not math.isfinite(value):
-            raise self._err(key, f"must be a finite number, got {value!r}")
-        if positive and value <= 0:
-            raise self._err(key, f"must be > 0, got {value!r}")
-        if value < 0:
-            raise self._err(key, f"must be >= 0, got {value!r}")
-        if value > maximum:
-            raise self._err(key, f"must be at most {maximum:g}, got {value!r}")
-        return float(value)
-
-
 _NODE_KEYS = {
     "name",
     "cpu_quota",
@@ -300,38 +257,38 @@ def _intensity(where: str, table: Any, zone: str | None) -> IntensityConfig | No
         return None
     if not isinstance(table, dict):
         raise ConfigError(f"{where}.intensity must be a table, e.g. {{ source = 'trace', ... }}")
-    f = _Fields(f"{where}.intensity", table)
+    f = Fields(f"{where}.intensity", table)
     unknown = sorted(set(table) - _INTENSITY_KEYS)
     if unknown:
         known = ", ".join(sorted(_INTENSITY_KEYS))
-        raise f._err(unknown[0], f"is not a known field (known: {known})")
+        raise f.err(unknown[0], f"is not a known field (known: {known})")
     source = f.str_("source")
     if source not in INTENSITY_SOURCES:
-        raise f._err("source", f"must be one of {', '.join(INTENSITY_SOURCES)}, got {source!r}")
+        raise f.err("source", f"must be one of {', '.join(INTENSITY_SOURCES)}, got {source!r}")
     numbers = {}
     for key in ("g_per_kwh", "fallback_g_per_kwh", "ttl_s", "timeout_s"):
         value = f.num(key, positive=key in ("ttl_s", "timeout_s"))
         if value is not None and not math.isfinite(value):
-            raise f._err(key, f"must be a finite number, got {value!r}")
+            raise f.err(key, f"must be a finite number, got {value!r}")
         numbers[key] = value
     node_zone = f.str_("zone") or zone
     if source == "static" and numbers["g_per_kwh"] is None:
-        raise f._err("g_per_kwh", "is required for source 'static' (gCO2/kWh)")
+        raise f.err("g_per_kwh", "is required for source 'static' (gCO2/kWh)")
     if source == "trace" and not f.str_("file"):
-        raise f._err("file", "is required for source 'trace' (a CSV: timestamp,zone,gco2_per_kwh)")
+        raise f.err("file", "is required for source 'trace' (a CSV: timestamp,zone,gco2_per_kwh)")
     if source in ("country", "entsoe", "electricitymaps", "watttime") and not node_zone:
-        raise f._err("zone", f"is required for source {source!r}")
+        raise f.err("zone", f"is required for source {source!r}")
     year = table.get("year")
     if year is not None and (
         isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2100
     ):
-        raise f._err("year", f"must be a year such as 2019, got {shown(year)}")
+        raise f.err("year", f"must be a year such as 2019, got {shown(year)}")
     factors = f.str_("factors", "lifecycle") or "lifecycle"
     if factors not in FACTOR_SETS:
-        raise f._err("factors", f"must be one of {', '.join(FACTOR_SETS)}, got {shown(factors)}")
+        raise f.err("factors", f"must be one of {', '.join(FACTOR_SETS)}, got {shown(factors)}")
     interpolation = f.str_("interpolation", "step")
     if interpolation not in ("step", "linear"):
-        raise f._err("interpolation", f"must be 'step' or 'linear', got {interpolation!r}")
+        raise f.err("interpolation", f"must be 'step' or 'linear', got {interpolation!r}")
     return IntensityConfig(
         source=source,  # type: ignore[arg-type]
         zone=node_zone,
@@ -347,18 +304,18 @@ def _intensity(where: str, table: Any, zone: str | None) -> IntensityConfig | No
     )
 
 
-def _power(f: _Fields, device: Mapping[str, Any] | None) -> PowerProfile:
+def _power(f: Fields, device: Mapping[str, Any] | None) -> PowerProfile:
     kind = f.str_("power", "linear")
     if kind not in ("linear", "measured"):
-        raise f._err("power", f"must be 'linear' or 'measured', got {kind!r}")
+        raise f.err("power", f"must be 'linear' or 'measured', got {kind!r}")
     dev = device or {}
     idle = f.num("idle_w", dev.get("idle_w"))
     peak = f.num("max_w", dev.get("max_w"))
     if kind == "linear" and (idle is None or peak is None):
-        raise f._err("max_w", "and idle_w are required (or device = ..., or power = 'measured')")
+        raise f.err("max_w", "and idle_w are required (or device = ..., or power = 'measured')")
     idle_w, max_w = idle or 0.0, peak or 0.0
     if max_w < idle_w:
-        raise f._err("max_w", f"must be >= idle_w ({idle_w}), got {max_w}")
+        raise f.err("max_w", f"must be >= idle_w ({idle_w}), got {max_w}")
     overridden = f.table.get("idle_w") is not None or f.table.get("max_w") is not None
     if device is not None:
         extra = " (idle_w/max_w overridden in the fleet file)" if overridden else ""
@@ -392,7 +349,7 @@ def device_embodied(name: str, profile: Mapping[str, Any]) -> EmbodiedProfile | 
 
 
 def _embodied(
-    f: _Fields, device_name: str | None, device: Mapping[str, Any] | None
+    f: Fields, device_name: str | None, device: Mapping[str, Any] | None
 ) -> EmbodiedProfile | None:
     """Per-node ``embodied_kgco2e`` + ``lifetime_years`` (both or neither, > 0), else the
     device profile's cited figure, else None."""
@@ -400,7 +357,7 @@ def _embodied(
     for key in ("embodied_kgco2e", "lifetime_years"):
         value = f.num(key, positive=True)
         if value is not None and not math.isfinite(value):
-            raise f._err(key, f"must be a finite number, got {value!r}")
+            raise f.err(key, f"must be a finite number, got {value!r}")
         values[key] = value
     kg, life = values["embodied_kgco2e"], values["lifetime_years"]
     source = f.str_("embodied_source")
@@ -410,54 +367,54 @@ def _embodied(
             if life is None
             else ("lifetime_years", "embodied_kgco2e")
         )
-        raise f._err(missing, f"is required when {given} is given (give both or neither)")
+        raise f.err(missing, f"is required when {given} is given (give both or neither)")
     if kg is not None and life is not None:
         return EmbodiedProfile(kg, life, source or f"{f.where} (user-supplied)")
     if source is not None:
-        raise f._err("embodied_source", "needs embodied_kgco2e and lifetime_years")
+        raise f.err("embodied_source", "needs embodied_kgco2e and lifetime_years")
     if device_name is None or device is None:
         return None
     try:
         return device_embodied(device_name, device)
     except ConfigError as exc:
-        raise f._err("device", str(exc)) from None
+        raise f.err("device", str(exc)) from None
 
 
 def _node(where: str, table: Any) -> NodeSpec:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table, got {table!r}")
-    f = _Fields(where, table)
+    f = Fields(where, table)
     unknown = sorted(set(table) - _NODE_KEYS)
     if unknown:
-        raise f._err(unknown[0], f"is not a known field (known: {', '.join(sorted(_NODE_KEYS))})")
+        raise f.err(unknown[0], f"is not a known field (known: {', '.join(sorted(_NODE_KEYS))})")
     name = f.str_("name")
     if not name:
-        raise f._err("name", "is required and must be a non-empty string")
+        raise f.err("name", "is required and must be a non-empty string")
     problem = node_name_problem(name)
     if problem is not None:
-        raise f._err("name", problem)
+        raise f.err("name", problem)
     device_name = f.str_("device")
     device = None
     if device_name is not None:
         try:
             device = load_device_profile(device_name)
         except ConfigError as exc:
-            raise f._err("device", str(exc)) from None
+            raise f.err("device", str(exc)) from None
     quota = f.num("cpu_quota", device.get("cpu_quota") if device else None, positive=True)
     memory = f.num("memory_mb", device.get("memory_mb") if device else None, positive=True)
     if quota is None:
-        raise f._err("cpu_quota", "is required (cores, e.g. 0.4)")
+        raise f.err("cpu_quota", "is required (cores, e.g. 0.4)")
     if memory is None:
-        raise f._err("memory_mb", "is required (MiB, e.g. 512)")
+        raise f.err("memory_mb", "is required (MiB, e.g. 512)")
     intensity = f.num("intensity_g_per_kwh")
     zone = f.str_("zone")
     source = _intensity(where, table.get("intensity"), zone)
     if intensity is None and zone is None and source is None:
-        raise f._err("intensity_g_per_kwh", "or zone or intensity is required")
+        raise f.err("intensity_g_per_kwh", "or zone or intensity is required")
     pue = f.num("pue", 1.0, positive=True)
     assert pue is not None
     if pue < 1.0:
-        raise f._err("pue", f"must be >= 1.0, got {pue}")
+        raise f.err("pue", f"must be >= 1.0, got {pue}")
     return NodeSpec(
         name=name,
         cpu_quota=quota,

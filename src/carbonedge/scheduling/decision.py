@@ -40,7 +40,8 @@ class NodeExplanation:
         components: SR, SL, SP, SB, SC as computed (eligible nodes only).
         normalized: the min-max normalised components (``normalized`` policy only).
         total: the policy's value: Eq. 3 score (``paper``), normalised score (``normalized``),
-            predicted gCO2 per task (``constrained``); None when filtered.
+            predicted gCO2 per task (``constrained``), predicted latency in ms (``fastest``);
+            None when filtered.
         predicted_latency_ms: ``latency_ms + (tasks_in_flight + 1) x avg_time_s x 1000``.
         predicted_carbon_g: ``I x P x avg_time_s / 3.6e6``, gCO2 per task.
         chosen: this node was selected.
@@ -176,7 +177,7 @@ class Decision(NamedTuple):
         others = [n.total for n in explained.nodes if not n.chosen and n.total is not None]
         if not chosen or not others:
             return math.nan
-        if self.scheduler.policy == "constrained":
+        if self.scheduler.policy in ("constrained", "fastest"):
             return min(others) - chosen[0]
         return chosen[0] - max(others)
 
@@ -221,6 +222,9 @@ def _explain(d: Decision) -> Explanation:
     elif sched.policy == "constrained":
         for k in eligible:
             totals[k] = predicted_carbon_g(rows[k][0])
+    elif sched.policy == "fastest":
+        for k in eligible:
+            totals[k] = predicted_latency_ms(rows[k][0])
     notes = [""] * len(rows)
     for k in eligible:
         n = rows[k][0]

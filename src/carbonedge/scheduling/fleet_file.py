@@ -38,6 +38,7 @@ from typing import Any
 from carbonedge.errors import ConfigError
 from carbonedge.scheduling.state import NodeState, Task
 from carbonedge.validation import (
+    MAX_FIELD_VALUE,
     MAX_NESTING_DEPTH,
     check_tree,
     field_path,
@@ -52,7 +53,6 @@ _REQUIRED = ("name", "cpu_quota", "memory_mb", "avg_time_s", "power_w", "intensi
 _OPTIONAL = ("load", "latency_ms", "tasks_in_flight", "free_cpu", "free_memory_mb")
 _TASK_KEYS = ("task_id", "memory_mb", "cpu")
 
-MAX_FIELD_VALUE = 1e9
 """Largest value a numeric field of a node-state file may hold (cores, MB, s, W, gCO2/kWh...).
 Far above any real node; keeps the scheduler's scores far from float overflow."""
 

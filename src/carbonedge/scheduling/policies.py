@@ -19,7 +19,14 @@ from carbonedge.scheduling.components import LOAD_LIMIT
 from carbonedge.scheduling.state import NodeState
 from carbonedge.scheduling.weights import Weights
 
-__all__ = ["Outcome", "PlainPolicy", "make_constrained", "make_normalized", "make_paper"]
+__all__ = [
+    "Outcome",
+    "PlainPolicy",
+    "make_constrained",
+    "make_fastest",
+    "make_normalized",
+    "make_paper",
+]
 
 #: (index of the chosen node or -1, its score or predicted carbon, slo_miss, budget_miss)
 Outcome = tuple[int, float, bool, bool]
@@ -206,5 +213,36 @@ def make_constrained(
         if fast_i >= 0:
             return fast_i, fast_c, True, fast_c > budget
         return -1, _NAN, False, False
+
+    return run
+
+
+def make_fastest(latency_threshold_ms: float) -> PlainPolicy:
+    """Carbon-agnostic: the eligible node with the least predicted latency (network, the tasks
+    in flight and the task itself; see :func:`.components.predicted_latency_ms`).
+
+    The baseline a latency-first load balancer gives: the nearest node while it is idle, the
+    next one as it fills. Ties keep the first node in order.
+    """
+    thr = float(latency_threshold_ms)
+    limit = LOAD_LIMIT
+
+    def run(nodes: Sequence[NodeState], mem: float, cpu: float) -> Outcome:
+        best = _INF
+        best_i = -1
+        i = -1
+        for n in nodes:
+            i += 1
+            if n.load > limit or n.latency_ms > thr:
+                continue
+            if n.free_memory_mb < mem or n.free_cpu < cpu:
+                continue
+            lat = n.latency_ms + (n.tasks_in_flight + 1.0) * (n.avg_time_s * 1000.0)
+            if lat < best:
+                best = lat
+                best_i = i
+        if best_i < 0:
+            return -1, _NAN, False, False
+        return best_i, best, False, False
 
     return run

@@ -16,6 +16,7 @@ from carbonedge.scheduling.decision import Decision
 from carbonedge.scheduling.policies import (
     PlainPolicy,
     make_constrained,
+    make_fastest,
     make_normalized,
     make_paper,
 )
@@ -24,6 +25,7 @@ from carbonedge.scheduling.vectorized import (
     FleetArrays,
     VectorPolicy,
     make_constrained_np,
+    make_fastest_np,
     make_normalized_np,
     make_paper_np,
 )
@@ -35,7 +37,7 @@ __all__ = ["DEFAULT_LATENCY_THRESHOLD_MS", "POLICIES", "Scheduler"]
 #: what an edge node on the same LAN shows, so the filter only removes unreachable nodes.
 DEFAULT_LATENCY_THRESHOLD_MS = 100.0
 
-POLICIES = ("paper", "normalized", "constrained")
+POLICIES = ("paper", "normalized", "constrained", "fastest")
 
 _new_decision = tuple.__new__
 
@@ -55,9 +57,10 @@ class Scheduler:
 
     Args:
         policy: ``"paper"`` (Algorithm 1, Eq. 3), ``"normalized"`` (per-decision min-max
-            normalised components) or ``"constrained"`` (least carbon under a latency SLO).
+            normalised components), ``"constrained"`` (least carbon under a latency SLO) or
+            ``"fastest"`` (carbon-agnostic: least predicted latency).
         weights: a Table I mode name, a :class:`Weights`, or five numbers (wR, wL, wP, wB, wC);
-            kept as given (not rescaled). Unused by ``constrained``.
+            kept as given (not rescaled). Unused by ``constrained`` and ``fastest``.
         latency_threshold_ms: Algorithm 1's network-latency filter, in ms (None: no limit).
         slo_ms: ``constrained``: predicted latency SLO per task, in ms (None: no SLO).
         carbon_budget_g: ``constrained``: predicted gCO2 per task allowed (None: no budget).
@@ -98,6 +101,9 @@ class Scheduler:
         elif policy == "normalized":
             self._plain = make_normalized(self.weights, thr)
             self._vector = make_normalized_np(self.weights, thr)
+        elif policy == "fastest":
+            self._plain = make_fastest(thr)
+            self._vector = make_fastest_np(thr)
         else:
             self._plain = make_constrained(thr, self.slo_ms, self.carbon_budget_g)
             self._vector = make_constrained_np(thr, self.slo_ms, self.carbon_budget_g)

@@ -25,6 +25,7 @@ __all__ = [
     "FleetArrays",
     "VectorPolicy",
     "make_constrained_np",
+    "make_fastest_np",
     "make_normalized_np",
     "make_paper_np",
 ]
@@ -219,5 +220,25 @@ def make_constrained_np(
         j = int(np.argmin(lat))
         cj = float(c[j])
         return int(idx[j]), cj, True, cj > budget
+
+    return run
+
+
+def make_fastest_np(latency_threshold_ms: float) -> VectorPolicy:
+    """Least predicted latency over arrays; same choices as :func:`.policies.make_fastest`."""
+    thr = float(latency_threshold_ms)
+
+    def run(f: FleetArrays, mem: float, cpu: float) -> Outcome:
+        lat = f.tasks_in_flight + 1.0
+        lat *= f.avg_time_s * 1000.0
+        lat += f.latency_ms
+        np.copyto(lat, np.inf, where=_ineligible(f, mem, cpu, thr))
+        if not len(lat):
+            return -1, float("nan"), False, False
+        i = int(np.argmin(lat))
+        best = float(lat[i])
+        if best == np.inf:
+            return -1, float("nan"), False, False
+        return i, best, False, False
 
     return run
