@@ -24,6 +24,7 @@ from carbonedge.carbon import (
     task_row,
 )
 from carbonedge.carbon.emissions_csv import COLUMNS as EMISSIONS_COLUMNS
+from carbonedge.carbon.emissions_csv import write_emissions_csv
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -63,10 +64,12 @@ def test_append_read_duplicate_and_export(tmp_path: Path) -> None:
         assert [r.task_id for r in ledger.rows("run-1")] == ["t1", "t2"]
         assert ledger.rows("run-1")[0] == row("t1")
         assert ledger.export_csv(tmp_path / "rows.csv", "run-1") == 2
-        summary = ledger.write_run_summary(
-            tmp_path / "emissions.csv", "run-1", EmissionsContext(country_iso_code="FRA")
+        (summary,) = write_emissions_csv(
+            tmp_path / "emissions.csv",
+            ledger.rows("run-1"),
+            EmissionsContext(country_iso_code="FRA"),
         )
-        ledger.write_run_summary(tmp_path / "emissions.csv", "run-2")
+        write_emissions_csv(tmp_path / "emissions.csv", ledger.rows("run-2"))
     exported = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert exported[1]["task_id"] == "t2" and float(exported[1]["gco2"]) == pytest.approx(1.14e-3)
     with (tmp_path / "emissions.csv").open() as handle:
@@ -83,17 +86,15 @@ def test_append_read_duplicate_and_export(tmp_path: Path) -> None:
     # SCI of the run: two inferences, no footprint for Node-Green (M missing, counts 0).
     assert summary["inferences"] == 2 and summary["embodied_label"] == "missing"
     assert summary["sci_g_per_inference"] == pytest.approx(6e-6 * 380.0 / 2)
-    with EmissionsLedger(tmp_path / "ledger.sqlite") as again, pytest.raises(LedgerError):
-        again.write_run_summary(tmp_path / "x.csv", "no-such-run")
 
 
 def test_run_summary_sci_with_an_embodied_footprint(tmp_path: Path) -> None:
     profile = EmbodiedProfile(embodied_kgco2e=31.5576, lifetime_years=1.0, source="test")
     with EmissionsLedger(tmp_path / "ledger.sqlite") as ledger:
         ledger.append(row("t1"))
-        line = ledger.write_run_summary(
+        (line,) = write_emissions_csv(
             tmp_path / "emissions.csv",
-            "run-1",
+            ledger.rows("run-1"),
             EmissionsContext(embodied_by_node={"Node-Green": profile}),
         )
     # 31.5576 kg over a Julian year is 1 mg per second; the task held the node 20 ms.

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from carbonedge.data import load_images
-from carbonedge.data.preprocess import normalize
+from carbonedge.data.preprocess import normalize_pixels
 from carbonedge.errors import ConfigError, ModelError
 from carbonedge.models.onnx_export import export_onnx, model_key
 from carbonedge.models.registry import MODEL_NAMES, build_model
@@ -190,7 +189,7 @@ def test_runtimes_normalise_uint8_crops_like_the_reference_transform(tmp_path: P
     # input that preprocess() gives for the same crop.
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
-    floats = np.stack([normalize(Image.fromarray(p)) for p in pixels])  # preprocess's last step
+    floats = np.stack([normalize_pixels(p) for p in pixels])  # preprocess's last step
     model = _small_net()
     for runtime in (TorchRuntime(model), make_runtime("onnx", model, cache_dir=tmp_path)):
         expected = runtime.run(floats)

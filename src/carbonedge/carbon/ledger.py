@@ -34,7 +34,7 @@ from carbonedge.carbon.errors import LedgerError
 from carbonedge.carbon.intensity import IntensityReading
 
 if TYPE_CHECKING:  # emissions_csv imports this module (through sci): imported where used
-    from carbonedge.carbon.emissions_csv import Cell, EmissionsContext
+    pass
 
 
 @dataclass(frozen=True)
@@ -337,20 +337,6 @@ class EmissionsLedger:
     def export_csv(self, path: str | Path, run_id: str | None = None) -> int:
         """Write the rows to a CSV file with a header; returns the number of rows."""
         return export_rows_csv(self.rows(run_id), path)
-
-    def write_run_summary(
-        self, path: str | Path, run_id: str, context: EmissionsContext | None = None
-    ) -> dict[str, Cell]:
-        """Append the CodeCarbon-compatible ``emissions.csv`` line of ``run_id`` (with its SCI)
-        to ``path`` and return it (:func:`carbonedge.carbon.emissions_csv.write_emissions_csv`:
-        CodeCarbon's columns and units, ``context`` for what the rows do not say)."""
-        from carbonedge.carbon.emissions_csv import write_emissions_csv
-
-        rows = self.rows(run_id)
-        if not rows:
-            raise LedgerError(f"{self.path}: no rows for run {run_id!r}")
-        (line,) = write_emissions_csv(path, rows, context)
-        return line
 
     def close(self) -> None:
         """Commit pending rows and close the database connection."""

@@ -175,11 +175,6 @@ def normalize_pixels(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
     return out
 
 
-def normalize(image: Image.Image) -> NDArray[np.float32]:
-    """RGB image -> float32 array (3, H, W), ImageNet-normalised (:func:`normalize_pixels`)."""
-    return normalize_pixels(np.asarray(image))
-
-
 def model_input(batch: NDArray[np.generic]) -> NDArray[np.float32]:
     """What a runtime feeds its model: a uint8 batch ``(B, H, W, 3)`` is 8-bit RGB crops
     (what ``carbonedge serve`` sends its nodes: a quarter of the bytes of float32) and is

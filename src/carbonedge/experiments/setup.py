@@ -7,10 +7,8 @@ codecarbon by the meter on start).
 from __future__ import annotations
 
 import platform
-import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from carbonedge.accounting import EnergyMeter
 from carbonedge.carbon import CodeCarbonConfig, CodeCarbonMeter, FakeMeter, IntensityReading
@@ -152,20 +150,3 @@ def enforcement_text(fleet: FleetBackend) -> str:
         "dilation": "time dilation (sleep (1/q - 1) x task CPU time)",
     }
     return "; ".join(f"{names.get(k, k)}: {', '.join(v)}" for k, v in kinds.items())
-
-
-def median_or_nan(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def versions() -> dict[str, Any]:
-    """Versions of the libraries behind the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, Any] = {}
-    for pkg in ("torch", "onnxruntime", "codecarbon", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out

@@ -46,8 +46,3 @@ def conv_macs(
         * prod(kernel_size)
         * (in_channels // groups)
     )
-
-
-def linear_macs(in_features: int, out_features: int, rows: int = 1) -> int:
-    """Multiply-accumulates of a linear layer applied to ``rows`` input vectors."""
-    return rows * in_features * out_features
