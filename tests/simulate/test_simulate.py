@@ -71,8 +71,10 @@ def test_the_optimum_bounds_every_policy_and_carbon_aware_policies_cut_carbon(pa
 def test_json_rows_have_the_documented_fields(paper_sim) -> None:  # type: ignore[no-untyped-def]
     rows = paper_sim.to_json()
     for key in ("policy", "gco2_total", "gco2_per_inference", "cut_vs_agnostic_pct",
-                "gap_to_optimum_pct", "latency_p99_ms", "slo_violation_pct"):  # fmt: skip
+                "gap_to_optimum_pct", "latency_p99_ms", "slo_violation_pct",
+                "energy_method"):  # fmt: skip
         assert all(key in r for r in rows), key
+    assert "modelled" in rows[0]["energy_method"]  # every figure says how it was obtained
     json.dumps(rows)  # plain JSON (no NaN objects)
 
 

@@ -56,5 +56,6 @@ def run_simulate_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(sim.to_json(), indent=2))
     else:
         print(format_table(sim.table))
+        print(f"\nHow obtained: {sim.table[0].energy_method}.")
         print(f"\nwrote {', '.join(str(p) for p in written)}")
     return 0

@@ -84,7 +84,8 @@ def write_outputs(sim: Simulation, out: Path) -> list[Path]:
         f"{len(sc.regions)} client regions, {sc.days} days of {sc.year} (ENTSO-E, "
         f"{sc.factors} factors), SLO {sc.slo_ms:g} ms, forecaster {sc.forecaster}.\n\n"
     )
-    written[0].write_text(header + format_table(sim.table) + "\n")
+    method = f"\n\nHow obtained: {sim.table[0].energy_method}.\n" if sim.table else "\n"
+    written[0].write_text(header + format_table(sim.table) + method)
     written[1].write_text(json.dumps(sim.to_json(), indent=2) + "\n")
     with written[2].open("w", newline="") as handle:
         w = csv.writer(handle)

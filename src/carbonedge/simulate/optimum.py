@@ -92,7 +92,7 @@ def _cheapest(
     work = np.zeros((n_sites, hours))
     unserved = 0.0
     keep = np.array([h // 24 not in skip for h in range(hours)])
-    for r, region in enumerate(sc.regions):
+    for r in range(len(sc.regions)):
         sites = np.flatnonzero(allowed[r])
         demand = np.where(keep, world.interactive[r], 0)
         if len(sites):
@@ -105,8 +105,8 @@ def _cheapest(
         if not len(sites):
             unserved += float(world.deferrable[r, late].sum())
             continue
-        for h in late:
-            block = cost[sites, h : min(h + region.deadline_h, hours - 1) + 1]
+        for h in map(int, late):
+            block = cost[sites, h : world.last_hour(r, h) + 1]
             s, t = np.unravel_index(int(np.argmin(block)), block.shape)
             work[sites[s], h + t] += world.deferrable[r, h]
     return work, unserved
@@ -128,18 +128,17 @@ def _solve_day(
     columns: list[tuple[int, int, int]] = []  # (demand row, site, hour)
     demand: list[float] = []
     for h in range(first, end):
-        for r, region in enumerate(sc.regions):
+        for r in range(len(sc.regions)):
             n = float(world.interactive[r, h])
             if n:
                 columns.extend((len(demand), int(s), h) for s in np.flatnonzero(allowed[r]))
                 demand.append(n)
             n = float(world.deferrable[r, h])
             if n:
-                last = min(h + region.deadline_h, hours - 1)
                 columns.extend(
                     (len(demand), int(s), t)
                     for s in np.flatnonzero(reach[r])
-                    for t in range(h, last + 1)
+                    for t in range(h, world.last_hour(r, h) + 1)
                 )
                 demand.append(n)
     if not demand:

@@ -23,7 +23,7 @@ from carbonedge.simulate.policies import AGNOSTIC
 from carbonedge.simulate.run import PolicyRun, percentile_ms
 from carbonedge.simulate.world import World
 
-__all__ = ["Row", "format_table", "rows"]
+__all__ = ["Row", "energy_method", "format_table", "rows"]
 
 Array = npt.NDArray[np.float64]
 _WEEK_H = 168
@@ -39,6 +39,7 @@ class Row:
     gco2_total: float
     per_inference: MeanCI  # gCO2 per inference, over weeks
     cut: MeanCI  # % vs the carbon-agnostic policy, over weeks
+    cut_total: float  # % vs the carbon-agnostic policy, over the whole run
     gap_to_optimum_pct: float
     optimum: str
     latency_p50_ms: float
@@ -49,6 +50,7 @@ class Row:
     share_by_zone: dict[str, float]
     decisions: int
     wall_s: float
+    energy_method: str
 
     @property
     def gco2_per_inference(self) -> float:
@@ -77,9 +79,8 @@ class Row:
             "share_by_zone": self.share_by_zone,
             "decisions": self.decisions,
             "wall_s": self.wall_s,
+            "energy_method": self.energy_method,
         }
-
-    cut_total: float = math.nan  # % vs agnostic over the whole run (set by rows())
 
 
 def _weekly(work: Array, carbon: Array) -> tuple[Array, Array]:
@@ -105,9 +106,21 @@ def _percentiles(run: PolicyRun) -> tuple[float, float]:
     return percentile_ms(run.slower, n, 50), percentile_ms(run.slower, n, 99)
 
 
+def energy_method(world: World) -> str:
+    """How every energy and carbon figure of the table was obtained, in one sentence."""
+    sc = world.scenario
+    bases = sorted({f"{p.name}: {p.basis}" for p in (s.profile for s in sc.sites)})
+    return (
+        "energy per inference = the power-profile rate (max_w - idle_w) / cores x cpu_s "
+        f"({', '.join(bases)}; idle power not charged); gCO2 = that x the hour's ENTSO-E "
+        f"production-based average intensity of the site's zone ({sc.factors} factors) x PUE"
+    )
+
+
 def rows(world: World, runs: Sequence[PolicyRun], optima: Sequence[Optimum]) -> list[Row]:
     """The table: the policies in order, then the optima."""
     by_name = {o.name: o for o in optima}
+    method = energy_method(world)
     base = next((r for r in runs if r.policy.name == AGNOSTIC), None)
     base_w, base_c = _weekly(base.work, base.carbon) if base is not None else (None, None)
     base_per = float(base.carbon.sum() / base.work.sum()) if base is not None else math.nan
@@ -152,6 +165,7 @@ def rows(world: World, runs: Sequence[PolicyRun], optima: Sequence[Optimum]) -> 
             share_by_zone=_zone_share(world, run.work),
             decisions=run.decisions,
             wall_s=run.wall_s,
+            energy_method=method,
             cut_total=cut_total,
         )
         out.append(row)
@@ -179,6 +193,7 @@ def rows(world: World, runs: Sequence[PolicyRun], optima: Sequence[Optimum]) -> 
                 share_by_zone=_zone_share(world, opt.work),
                 decisions=0,
                 wall_s=opt.wall_s,
+                energy_method=method,
                 cut_total=cut_total,
             )
         )  # fmt: skip

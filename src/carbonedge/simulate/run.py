@@ -70,18 +70,15 @@ def plan_hour(world: World, deferral: str, region: int, hour: int) -> int:
     """The hour (>= ``hour``, within the region's deadline and the run) at which ``region``'s
     deferrable requests arriving at ``hour`` run: the least forecast carbon per request,
     read from the forecast issued at 00:00 UTC of ``hour``'s day; ties go to the earliest."""
-    sc = world.scenario
-    last = min(hour + sc.regions[region].deadline_h, world.hours - 1)
+    last = world.last_hour(region, hour)
     day, k = divmod(hour, 24)
     span = slice(k, k + last - hour + 1)
     if deferral == "nearest-hour":
-        site = int(np.argmin(world.rtt[region]))
-        values = world.forecast(site)[day, span]
+        values = world.forecast(int(np.argmin(world.rtt[region])))[day, span]
     else:
-        ok = np.flatnonzero(world.rtt[region] <= sc.latency_threshold_ms)
-        per_request = world.site_array("kwh_per_cpu_s") * world.site_array("cpu_s")
-        per_request = per_request * world.site_array("pue")
-        values = np.min([per_request[s] * world.forecast(int(s))[day, span] for s in ok], axis=0)
+        sites = np.flatnonzero(world.rtt[region] <= world.scenario.latency_threshold_ms)
+        forecast = np.array([world.forecast(int(s))[day, span] for s in sites])
+        values = world.charge_g(np.ones_like(forecast), forecast, sites).min(axis=0)
     return hour + int(np.argmin(values))
 
 
@@ -129,17 +126,19 @@ class _Hour:
         self.assigned.fill(0.0)
         self.urgent.fill(0.0)
 
-    def place(self, items: list[list[Any]]) -> tuple[list[tuple[int, int, int, bool]], int, int]:
-        """Place ``[region, requests, scheduler, urgent, interactive]`` items, regions taking
-        turns, one decision at a time. Returns the (region, node, requests, interactive)
-        placed, and the interactive and deferrable requests refused."""
+    def place(
+        self, items: list[list[Any]], urgent: bool
+    ) -> tuple[list[tuple[int, int, int, bool]], int, int]:
+        """Place ``[region, requests, scheduler, interactive]`` items (``urgent``: at normal
+        priority), regions taking turns, one decision at a time. Returns the (region, node,
+        requests, interactive) placed, and the interactive and deferrable requests refused."""
         f, cap, assigned = self.f, self.cap, self.assigned
         placed: list[tuple[int, int, int, bool]] = []
         refused = [0, 0]
         while items:
             later = []
             for item in items:
-                r, left, scheduler, urgent, interactive = item
+                r, left, scheduler, interactive = item
                 np.copyto(f.latency_ms, self.rtt[r])
                 i = scheduler.select(_TASK, f).position
                 self.decisions += 1
@@ -217,25 +216,24 @@ def run_policy(
     delay = 0.0
     for h in range(hours):
         hour.reset(world.intensity[world.node_site, h])
-        urgent = [[int(r), int(world.interactive[r, h]), policy.interactive, True, True]
+        urgent = [[int(r), int(world.interactive[r, h]), policy.interactive, True]
                   for r in np.flatnonzero(world.interactive[:, h])]  # fmt: skip
         batch = []
         for r in np.flatnonzero(world.deferrable[:, h]):
             n = int(world.deferrable[r, h])
             if policy.deferral == "same":
-                urgent.append([int(r), n, policy.interactive, True, False])
+                urgent.append([int(r), n, policy.interactive, False])
             elif policy.deferral == "now":
-                batch.append([int(r), n, policy.deferred, False, False])
+                batch.append([int(r), n, policy.deferred, False])
             else:
                 t = plan_hour(world, policy.deferral, int(r), h)
                 pending.setdefault(t, np.zeros(len(sc.regions), np.int64))[r] += n
                 delay += n * (t - h)
         due = pending.pop(h, None)
         if due is not None:
-            batch += [[int(r), int(due[r]), policy.deferred, False, False]
-                      for r in np.flatnonzero(due)]  # fmt: skip
-        placed, ri, rd = hour.place(urgent)
-        later, ri2, rd2 = hour.place(batch)
+            batch += [[int(r), int(due[r]), policy.deferred, False] for r in np.flatnonzero(due)]
+        placed, ri, rd = hour.place(urgent, urgent=True)
+        later, ri2, rd2 = hour.place(batch, urgent=False)
         refused_i += ri + ri2
         refused_d += rd + rd2
         over, tail, count = hour.latency(placed, sc.slo_ms)

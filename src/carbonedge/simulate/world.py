@@ -94,15 +94,26 @@ class World:
                 )
         return FleetArrays(states)
 
-    def charge_g(self, work: Array) -> Array:
-        """(S, H) gCO2 of ``work`` (S, H) requests per site and hour (:func:`cell_carbon_g`)."""
+    def charge_g(
+        self,
+        work: Array,
+        intensity: Array | None = None,
+        sites: npt.NDArray[np.intp] | None = None,
+    ) -> Array:
+        """gCO2 of ``work`` requests per site (rows) and hour (:func:`cell_carbon_g`): all
+        sites at the true intensity, or the rows ``sites`` at ``intensity`` (a forecast)."""
+        rows = slice(None) if sites is None else sites
         return cell_carbon_g(
             work,
-            self.site_array("kwh_per_cpu_s")[:, None],
-            self.site_array("cpu_s")[:, None],
-            self.intensity,
-            self.site_array("pue")[:, None],
+            self.site_array("kwh_per_cpu_s")[rows, None],
+            self.site_array("cpu_s")[rows, None],
+            self.intensity if intensity is None else intensity,
+            self.site_array("pue")[rows, None],
         )
+
+    def last_hour(self, region: int, hour: int) -> int:
+        """The last hour a deferrable request of ``region`` arriving at ``hour`` may run."""
+        return min(hour + self.scenario.regions[region].deadline_h, self.hours - 1)
 
     def cost_g(self) -> Array:
         """(S, H) gCO2 of one inference at each site and hour (the charge of one request)."""
